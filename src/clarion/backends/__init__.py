@@ -1,0 +1,1 @@
+"""Port implementations: `memory` (embedded default)."""

@@ -1,0 +1,132 @@
+"""The composition root: builds the node and its ports from settings, runs the server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+import ssl
+from dataclasses import dataclass, field
+
+from clarion.backends.memory import (
+    MemoryAppStore,
+    MemoryBroker,
+    MemoryChannelStore,
+    MemoryPresenceStore,
+)
+from clarion.config import ServerSettings, Settings
+from clarion.node import Node, NodeSettings
+from clarion.protocol.errors import GOING_AWAY
+from clarion.transport.http_api import HttpApi
+from clarion.transport.server import ClientProtocol, ServerLimits, encode_text_frame
+
+# How often every socket's liveness is checked (reference 1.4 timers are in tens of seconds).
+SWEEP_INTERVAL_S = 1.0
+
+
+def build_node(settings: Settings, logger: logging.Logger) -> Node:
+    loop = asyncio.get_running_loop()
+    server = settings.server
+    return Node(
+        apps=MemoryAppStore(settings.apps),
+        broker=MemoryBroker(),
+        presence=MemoryPresenceStore(),
+        channels=MemoryChannelStore(),
+        frame=encode_text_frame,
+        clock=loop.time,
+        settings=NodeSettings(
+            activity_timeout=server.activity_timeout, pong_timeout=server.pong_timeout
+        ),
+        logger=logger,
+    )
+
+
+@dataclass
+class RunningServer:
+    node: Node
+    server: asyncio.Server
+    settings: Settings
+    sweeper: asyncio.TimerHandle | None = None
+    connections: set[ClientProtocol] = field(default_factory=set)
+
+    @property
+    def port(self) -> int:
+        sock: socket.socket = self.server.sockets[0]
+        return int(sock.getsockname()[1])
+
+    async def shutdown(self) -> None:
+        """Stop accepting, send every client 4200 (reconnect elsewhere), wait, then exit."""
+        self.server.close()
+        if self.sweeper is not None:
+            self.sweeper.cancel()
+        self.node.close_all(GOING_AWAY, "Server shutting down")
+        for protocol in list(self.connections):
+            protocol.close_idle_http()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.settings.server.shutdown_timeout):
+                while self.connections:
+                    await asyncio.sleep(0.05)
+                await self.node.drain()
+        for protocol in list(self.connections):
+            protocol.abort()
+        await self.server.wait_closed()
+
+
+async def start(settings: Settings, logger: logging.Logger | None = None) -> RunningServer:
+    log = logger or logging.getLogger("clarion")
+    node = build_node(settings, log)
+    api = HttpApi(node)
+    server_settings = settings.server
+    limits = ServerLimits(
+        max_body_bytes=server_settings.max_http_body_kb * 1024,
+        max_pending_bytes=server_settings.max_pending_kb * 1024,
+    )
+    loop = asyncio.get_running_loop()
+    running: RunningServer | None = None
+
+    def make_protocol() -> ClientProtocol:
+        assert running is not None
+        return ClientProtocol(node, api, limits, log, running.connections)
+
+    server = await loop.create_server(
+        make_protocol,
+        host=server_settings.host,
+        port=server_settings.port,
+        ssl=_ssl_context(server_settings),
+        reuse_address=True,
+        backlog=4096,
+    )
+    running = RunningServer(node=node, server=server, settings=settings)
+    _schedule_sweep(running, loop)
+    return running
+
+
+def _schedule_sweep(running: RunningServer, loop: asyncio.AbstractEventLoop) -> None:
+    def tick() -> None:
+        running.node.sweep()
+        running.sweeper = loop.call_later(SWEEP_INTERVAL_S, tick)
+
+    running.sweeper = loop.call_later(SWEEP_INTERVAL_S, tick)
+
+
+def _ssl_context(server: ServerSettings) -> ssl.SSLContext | None:
+    if not server.ssl_cert:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(server.ssl_cert, server.ssl_key, server.ssl_passphrase)
+    return context
+
+
+async def serve_forever(settings: Settings, logger: logging.Logger, ready: str) -> None:
+    """Run until SIGTERM or SIGINT, then shut down gracefully."""
+    running = await start(settings, logger)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    print(ready.format(port=running.port), flush=True)
+    await stop.wait()
+    logger.info("shutting down: closing %d connections", len(running.connections))
+    await running.shutdown()

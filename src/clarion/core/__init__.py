@@ -1,0 +1,1 @@
+"""Pure domain state: apps, sessions, this node's subscription index, presence rosters."""

@@ -1,0 +1,216 @@
+"""One socket's state and the pure rules for what it may do (reference 2, 4).
+
+Invariants:
+* `channels` holds exactly the channels whose `subscription_succeeded` was sent; the value is the
+  presence user id for presence channels, else None.
+* Liveness (reference 1.4): any frame received counts. After `activity_timeout` seconds of silence
+  the server sends `pusher:ping`; if nothing arrives within `pong_timeout` more, the socket is
+  closed with 4201.
+* While an asynchronous step (a subscribe that consults a store) is running, later messages wait
+  in `inbox`, so a socket's messages are handled in the order they were sent.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections import deque
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from clarion.core.apps import App
+from clarion.core.envelope import Envelope
+from clarion.protocol import auth
+from clarion.protocol.channels import (
+    CLIENT_EVENT_PREFIX,
+    SERVER_TO_USER_PREFIX,
+    ChannelKind,
+    channel_kind,
+    name_problem,
+)
+from clarion.protocol.errors import (
+    CLIENT_EVENT_REJECTED,
+    INVALID_MESSAGE,
+    PusherError,
+    SubscriptionError,
+)
+from clarion.protocol.messages import ClientEvent, ClientMessage, Subscribe
+from clarion.types import SocketId
+
+if TYPE_CHECKING:
+    from clarion.ports import Connection
+
+
+class Liveness(enum.Enum):
+    ALIVE = "alive"
+    SEND_PING = "send-ping"
+    DEAD = "dead"
+
+
+class Session:
+    __slots__ = (
+        "app",
+        "channels",
+        "closed",
+        "conn",
+        "inbox",
+        "last_seen",
+        "ping_sent_at",
+        "socket_id",
+        "user_id",
+        "user_info",
+    )
+
+    def __init__(self, app: App, socket_id: SocketId, conn: Connection, now: float) -> None:
+        self.app = app
+        self.socket_id = socket_id
+        self.conn = conn
+        self.channels: dict[str, str | None] = {}
+        self.last_seen = now
+        self.ping_sent_at: float | None = None
+        self.inbox: deque[ClientMessage | None] | None = None
+        self.closed = False
+        self.user_id: str | None = None
+        self.user_info: Any = None
+
+    def seen(self, now: float) -> None:
+        self.last_seen = now
+        self.ping_sent_at = None
+
+    def liveness(self, now: float, activity_timeout: float, pong_timeout: float) -> Liveness:
+        if self.ping_sent_at is not None:
+            return Liveness.DEAD if now - self.ping_sent_at >= pong_timeout else Liveness.ALIVE
+        if now - self.last_seen >= activity_timeout:
+            return Liveness.SEND_PING
+        return Liveness.ALIVE
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    user_id: str
+    user_info: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Authorized:
+    """A subscribe that passed every check; `member` is set for presence channels."""
+
+    channel: str
+    kind: ChannelKind
+    member: Member | None
+
+
+def authorize_subscribe(session: Session, msg: Subscribe) -> Authorized:
+    """Check a subscribe against reference 2.2, 2.6, 2.10 and 3.1; raises `SubscriptionError`."""
+    app, channel = session.app, msg.channel
+    problem = name_problem(channel, app.max_channel_name_length)
+    if problem is not None:
+        raise SubscriptionError(channel, "InvalidChannel", problem, 4009)
+    if channel in session.channels:
+        # Reference 2.3: Pusher's answer to a repeated subscribe on the same socket.
+        raise SubscriptionError(
+            channel, "AlreadySubscribed", f"Existing subscription to channel {channel}", 4009
+        )
+    kind = channel_kind(channel)
+    if kind is ChannelKind.SERVER_TO_USER:
+        _check_own_user_channel(session, channel)
+        return Authorized(channel, kind, None)
+    if not kind.needs_auth:
+        return Authorized(channel, kind, None)
+    channel_data = msg.channel_data if kind is ChannelKind.PRESENCE else None
+    if kind is ChannelKind.PRESENCE and channel_data is None and session.user_id is None:
+        raise SubscriptionError(
+            channel, "AuthError", "Presence channels need channel_data or a signed-in user", 401
+        )
+    if not auth.verify_channel_auth(
+        app.key, app.secret, session.socket_id, channel, channel_data, msg.auth
+    ):
+        expected = auth.channel_string_to_sign(session.socket_id, channel, channel_data)
+        raise SubscriptionError(
+            channel,
+            "AuthError",
+            f"Invalid signature: Expected HMAC SHA256 hex digest of {expected}, but got {msg.auth}",
+            401,
+        )
+    member = (
+        _presence_member(session, channel, channel_data) if kind is ChannelKind.PRESENCE else None
+    )
+    return Authorized(channel, kind, member)
+
+
+def _check_own_user_channel(session: Session, channel: str) -> None:
+    """Reference 2.10: only a socket signed in as that user may subscribe."""
+    wanted = channel[len(SERVER_TO_USER_PREFIX) :]
+    if session.user_id is None or session.user_id != wanted:
+        raise SubscriptionError(
+            channel, "AuthError", "Server-to-user channels need a sign-in as that user", 401
+        )
+
+
+def _presence_member(session: Session, channel: str, channel_data: str | None) -> Member:
+    """Reference 2.6: `user_id` (string or number) and optional `user_info`, within limits."""
+    if channel_data is None:
+        # Signed-in socket subscribing with only `auth` (reference 2.6, last point).
+        assert session.user_id is not None
+        return Member(session.user_id, session.user_info)
+    try:
+        parsed = json.loads(channel_data)
+    except ValueError:
+        parsed = None
+    user_id = parsed.get("user_id") if isinstance(parsed, dict) else None
+    if isinstance(user_id, bool) or not isinstance(user_id, str | int) or user_id == "":
+        raise SubscriptionError(
+            channel, "AuthError", "channel_data must be a JSON object with a user_id", 400
+        )
+    assert isinstance(parsed, dict)
+    return _checked_member(session.app, channel, str(user_id), parsed.get("user_info"))
+
+
+def _checked_member(app: App, channel: str, user_id: str, user_info: Any) -> Member:
+    if len(user_id) > app.max_user_id_length:
+        raise SubscriptionError(
+            channel,
+            "LimitReached",
+            f"user_id is longer than {app.max_user_id_length} characters",
+            4301,
+        )
+    info_size = len(json.dumps(user_info, separators=(",", ":")).encode())
+    if info_size > app.max_presence_user_info_kb * 1024:
+        raise SubscriptionError(
+            channel,
+            "LimitReached",
+            f"user_info is larger than {app.max_presence_user_info_kb} KB",
+            4301,
+        )
+    return Member(user_id, user_info)
+
+
+def authorize_client_event(session: Session, msg: ClientEvent) -> Envelope:
+    """Reference 4: the checks a client event passes before it is published."""
+    app = session.app
+    if not msg.event.startswith(CLIENT_EVENT_PREFIX):
+        raise PusherError(INVALID_MESSAGE, f"Unsupported event: {msg.event}")
+    if not app.enable_client_messages:
+        raise PusherError(CLIENT_EVENT_REJECTED, "Client events are not enabled for this app")
+    if not channel_kind(msg.channel).allows_client_events:
+        raise PusherError(
+            None, "Client event rejected - only supported on private and presence channels"
+        )
+    if msg.channel not in session.channels:
+        raise PusherError(None, f"Client event rejected - not subscribed to channel {msg.channel}")
+    if len(msg.event) > app.max_event_name_length:
+        raise PusherError(
+            None, f"Client event rejected - event name longer than {app.max_event_name_length}"
+        )
+    if len(msg.data.encode()) > app.max_message_bytes:
+        raise PusherError(
+            None, f"Client event rejected - data larger than {app.max_message_size_kb} KB"
+        )
+    return Envelope(
+        app_id=app.id,
+        channel=msg.channel,
+        event=msg.event,
+        data=msg.data,
+        exclude_socket_id=session.socket_id,
+        user_id=session.channels[msg.channel],
+    )

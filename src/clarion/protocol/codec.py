@@ -1,0 +1,154 @@
+"""Text frame <-> message. The only code that knows the wire's JSON shapes (reference 1.2).
+
+Client-to-server `data` is a JSON object (pusher-js puts it straight into the envelope); a string
+holding JSON is accepted too (Reverb does the same). Server-to-client `data` is a JSON-encoded
+*string* for connection_established, pusher_internal:* and channel events.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from clarion.protocol.errors import INVALID_MESSAGE, PusherError
+from clarion.protocol.messages import (
+    ClientEvent,
+    ClientMessage,
+    Ping,
+    Pong,
+    Signin,
+    Subscribe,
+    Unsubscribe,
+)
+
+_compact = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
+def decode(text: str) -> ClientMessage:
+    """Parse one client text frame; raises a non-closing `PusherError` for bad input."""
+    try:
+        raw = json.loads(text)
+    except ValueError:
+        raise PusherError(INVALID_MESSAGE, "Invalid message format: not JSON") from None
+    if not isinstance(raw, dict):
+        raise PusherError(INVALID_MESSAGE, "Invalid message format: not a JSON object")
+    event = raw.get("event")
+    if not isinstance(event, str) or not event:
+        raise PusherError(INVALID_MESSAGE, "Invalid message format: missing event")
+    return _decode_event(event, raw)
+
+
+def _decode_event(event: str, raw: dict[str, Any]) -> ClientMessage:
+    if event == "pusher:ping":
+        return Ping()
+    if event == "pusher:pong":
+        return Pong()
+    if event == "pusher:subscribe":
+        data = _data_object(raw)
+        return Subscribe(
+            channel=_required_str(data, "channel", event),
+            auth=_optional_str(data, "auth", event),
+            channel_data=_channel_data(data),
+        )
+    if event == "pusher:unsubscribe":
+        return Unsubscribe(channel=_required_str(_data_object(raw), "channel", event))
+    if event == "pusher:signin":
+        data = _data_object(raw)
+        return Signin(
+            auth=_optional_str(data, "auth", event),
+            user_data=_optional_str(data, "user_data", event),
+        )
+    if event.startswith(("pusher:", "pusher_internal:")):
+        raise PusherError(INVALID_MESSAGE, f"Unsupported event: {event}")
+    channel = raw.get("channel")
+    if not isinstance(channel, str) or not channel:
+        raise PusherError(INVALID_MESSAGE, f"Event {event} has no channel")
+    return ClientEvent(event=event, channel=channel, data=_data_text(raw.get("data")))
+
+
+def _data_object(raw: dict[str, Any]) -> dict[str, Any]:
+    data = raw.get("data")
+    if isinstance(data, str):
+        try:
+            data = json.loads(data)
+        except ValueError:
+            data = None
+    if not isinstance(data, dict):
+        raise PusherError(INVALID_MESSAGE, f"Invalid message format: {raw['event']} needs data")
+    return data
+
+
+def _required_str(data: dict[str, Any], key: str, event: str) -> str:
+    value = data.get(key)
+    if not isinstance(value, str) or not value:
+        raise PusherError(INVALID_MESSAGE, f"Invalid message format: {event} needs {key}")
+    return value
+
+
+def _optional_str(data: dict[str, Any], key: str, event: str) -> str | None:
+    value = data.get(key)
+    if value is None or isinstance(value, str):
+        return value
+    raise PusherError(INVALID_MESSAGE, f"Invalid message format: {key} of {event} must be text")
+
+
+def _channel_data(data: dict[str, Any]) -> str | None:
+    value = data.get("channel_data")
+    if value is None or isinstance(value, str):
+        return value
+    # Not signable as sent; keep a compact form so verification fails cleanly later.
+    return _compact(value)
+
+
+def _data_text(data: object) -> str:
+    """Client event data as the JSON text relayed to others (a string is passed through)."""
+    if isinstance(data, str):
+        return data
+    return _compact(data if data is not None else {})
+
+
+# ---- server to client ------------------------------------------------------------------
+
+
+def connection_established(socket_id: str, activity_timeout: int) -> str:
+    data = _compact({"socket_id": socket_id, "activity_timeout": activity_timeout})
+    return _compact({"event": "pusher:connection_established", "data": data})
+
+
+def error(code: int | None, message: str) -> str:
+    return _compact({"event": "pusher:error", "data": {"code": code, "message": message}})
+
+
+PONG = _compact({"event": "pusher:pong", "data": "{}"})
+PING = _compact({"event": "pusher:ping", "data": "{}"})
+
+
+def subscription_succeeded(channel: str, data: str = "{}") -> str:
+    return channel_event("pusher_internal:subscription_succeeded", channel, data)
+
+
+def presence_roster(members: dict[str, Any]) -> str:
+    """Reference 2.4: ids, hash and count of the distinct users, the subscriber included."""
+    ids = list(members)
+    return _compact({"presence": {"ids": ids, "hash": members, "count": len(ids)}})
+
+
+def member_added_data(user_id: str, user_info: Any) -> str:
+    return _compact({"user_id": user_id, "user_info": user_info})
+
+
+def member_removed_data(user_id: str) -> str:
+    return _compact({"user_id": user_id})
+
+
+def subscription_error(channel: str, error_type: str, message: str, status: int) -> str:
+    payload = {"type": error_type, "error": message, "status": status}
+    return _compact({"event": "pusher:subscription_error", "channel": channel, "data": payload})
+
+
+def channel_event(event: str, channel: str, data: str, user_id: str | None = None) -> str:
+    """The one frame shape every channel event takes; encoded once per broadcast."""
+    frame: dict[str, str] = {"event": event, "channel": channel, "data": data}
+    if user_id is not None:
+        frame["user_id"] = user_id
+    return _compact(frame)

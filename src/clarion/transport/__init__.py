@@ -1,0 +1,1 @@
+"""The only code that touches sockets: one port for WebSocket (`/app/{key}`) and the HTTP API."""

@@ -1,0 +1,341 @@
+"""One asyncio protocol per socket: HTTP/1.1 (httptools) until an upgrade, then WebSocket frames
+(wsproto's sans-I/O frame layer). No task per connection: bytes arrive in `data_received`.
+
+The same port serves `GET /app/{key}` upgrades (reference 1.1) and the HTTP API (reference 5).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import typing
+from collections import deque
+from typing import Any
+from urllib.parse import parse_qsl, unquote
+
+import httptools
+from wsproto.frame_protocol import CloseReason, FrameProtocol, Opcode, ParseFailed
+from wsproto.utilities import generate_accept_token
+
+from clarion.core.session import Session
+from clarion.node import Node
+from clarion.protocol import codec
+from clarion.protocol import errors as codes
+from clarion.transport.http import Request, Response, error_response
+from clarion.transport.http_api import HttpApi
+
+_APP_PATH = re.compile(r"(?:/[^?]*)?/app/(?P<key>[^/?]+)")
+_FRAME_ENCODER = FrameProtocol(client=False, extensions=[])
+# Frames larger than the app's message limit plus this much envelope are refused unread.
+_ENVELOPE_ALLOWANCE = 1024
+_SLOW_CONSUMER_GRACE_S = 5.0
+
+
+def encode_text_frame(text: str) -> bytes:
+    """A server-to-client text frame. Server frames are unmasked, so the bytes are the same for
+    every subscriber and are built once per broadcast."""
+    return bytes(_FRAME_ENCODER.send_data(text, fin=True))
+
+
+class ServerLimits:
+    __slots__ = ("max_body_bytes", "max_pending_bytes")
+
+    def __init__(self, max_body_bytes: int, max_pending_bytes: int) -> None:
+        self.max_body_bytes = max_body_bytes
+        self.max_pending_bytes = max_pending_bytes
+
+
+class ClientProtocol(asyncio.Protocol):
+    """A socket's protocol object; also the node's `Connection` once upgraded."""
+
+    __slots__ = (
+        "_api",
+        "_closing",
+        "_connections",
+        "_limits",
+        "_log",
+        "_message",
+        "_message_size",
+        "_node",
+        "_parser",
+        "_paused",
+        "_queue",
+        "_request",
+        "_transport",
+        "_ws",
+        "session",
+    )
+
+    def __init__(
+        self,
+        node: Node,
+        api: HttpApi,
+        limits: ServerLimits,
+        log: logging.Logger,
+        connections: set[ClientProtocol],
+    ) -> None:
+        self._node = node
+        self._connections = connections
+        self._api = api
+        self._limits = limits
+        self._log = log
+        self._transport: asyncio.Transport | None = None
+        self._parser: Any = httptools.HttpRequestParser(self)
+        self._request: Request | None = None
+        self._queue: deque[Request] | None = None
+        self._ws: FrameProtocol | None = None
+        self._message: list[str] | None = None
+        self._message_size = 0
+        self._paused = False
+        self._closing = False
+        self.session: Session | None = None
+
+    # ---- asyncio.Protocol -------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        self._transport = typing.cast(asyncio.Transport, transport)
+        self._connections.add(self)
+
+    def data_received(self, data: bytes) -> None:
+        if self._ws is not None:
+            self._ws_received(data)
+            return
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade as upgrade:
+            offset = upgrade.args[0]
+            self._upgrade(data[offset:])
+        except httptools.HttpParserError as error:
+            self._http_fail(400, f"Malformed HTTP request: {error}")
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closing = True
+        self._connections.discard(self)
+        if self.session is not None:
+            self._node.on_close(self.session)
+            self.session = None
+
+    def pause_writing(self) -> None:
+        self._paused = True
+
+    def resume_writing(self) -> None:
+        self._paused = False
+
+    # ---- httptools callbacks ----------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self._request = Request(method="", path="", query_string="")
+
+    def on_url(self, url: bytes) -> None:
+        assert self._request is not None
+        parsed = httptools.parse_url(url)
+        self._request.path += parsed.path.decode("latin-1")
+        if parsed.query:
+            self._request.query_string += parsed.query.decode("latin-1")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        assert self._request is not None
+        self._request.headers[name.decode("latin-1").lower()] = value.decode("latin-1")
+
+    def on_headers_complete(self) -> None:
+        assert self._request is not None
+        self._request.method = self._parser.get_method().decode()
+
+    def on_body(self, body: bytes) -> None:
+        request = self._request
+        assert request is not None
+        if len(request.body) + len(body) > self._limits.max_body_bytes:
+            raise httptools.HttpParserError("body too large")
+        request.body += body
+
+    def on_message_complete(self) -> None:
+        request, self._request = self._request, None
+        if request is None or self._parser.should_upgrade():
+            self._request = request
+            return
+        if self._queue is None:
+            self._queue = deque([request])
+            asyncio.get_running_loop().create_task(self._serve_requests())
+        else:
+            self._queue.append(request)
+
+    # ---- HTTP API ---------------------------------------------------------------------
+
+    async def _serve_requests(self) -> None:
+        """Answer pipelined requests in order, one at a time."""
+        queue = self._queue
+        assert queue is not None
+        try:
+            while queue and not self._closing:
+                request = queue.popleft()
+                try:
+                    response = await self._api.handle(request)
+                except Exception:
+                    self._log.exception("HTTP API handler failed")
+                    response = error_response(500, "Internal server error")
+                self._respond(response, self._parser.should_keep_alive())
+        finally:
+            self._queue = None
+
+    def _respond(self, response: Response, keep_alive: bool) -> None:
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return
+        transport.write(response.encode(keep_alive))
+        if not keep_alive:
+            transport.close()
+
+    def _http_fail(self, status: int, message: str) -> None:
+        if self._request is not None and len(self._request.body) >= self._limits.max_body_bytes:
+            status, message = 413, "Request body too large"
+        self._respond(error_response(status, message), keep_alive=False)
+
+    # ---- WebSocket upgrade (RFC 6455 section 4.2) ------------------------------------
+
+    def _upgrade(self, rest: bytes) -> None:
+        request, self._request = self._request, None
+        assert request is not None
+        assert self._transport is not None
+        key = request.headers.get("sec-websocket-key")
+        if request.headers.get("upgrade", "").lower() != "websocket" or not key:
+            self._respond(error_response(400, "Expected a WebSocket upgrade"), keep_alive=False)
+            return
+        if request.headers.get("sec-websocket-version") != "13":
+            response = Response(426, b"", headers=(("Sec-WebSocket-Version", "13"),))
+            self._respond(response, keep_alive=False)
+            return
+        self._transport.write(_handshake_response(key))
+        self._parser = None
+        self._ws = FrameProtocol(client=False, extensions=[])
+        self._open_session(request)
+        if rest:
+            self._ws_received(rest)
+
+    def _open_session(self, request: Request) -> None:
+        match = _APP_PATH.fullmatch(request.path)
+        if match is None:
+            self.write(encode_text_frame(codec.error(codes.PATH_NOT_FOUND, "Path not found")))
+            self.close(codes.PATH_NOT_FOUND, "Path not found")
+            return
+        query = dict(parse_qsl(request.query_string, keep_blank_values=True))
+        self.session = self._node.on_open(
+            self,
+            unquote(match["key"]),
+            query.get("protocol"),
+            request.headers.get("origin"),
+        )
+
+    # ---- WebSocket frames -------------------------------------------------------------
+
+    def _ws_received(self, data: bytes) -> None:
+        ws = self._ws
+        assert ws is not None
+        ws.receive_bytes(data)
+        try:
+            for frame in ws.received_frames():
+                if self._closing:
+                    return
+                self._on_frame(frame.opcode, frame.payload, frame.message_finished)
+        except ParseFailed as failure:
+            # RFC 6455: protocol errors (unmasked frame, bad UTF-8 -> 1007) close the socket.
+            self.close(failure.code, failure.args[0] if failure.args else "Protocol error")
+
+    def _on_frame(self, opcode: Opcode, payload: Any, finished: bool) -> None:
+        if opcode is Opcode.TEXT or (opcode is Opcode.CONTINUATION and self._message is not None):
+            self._on_text(payload, finished)
+        elif opcode is Opcode.BINARY or opcode is Opcode.CONTINUATION:
+            self._on_binary(finished)
+        elif opcode is Opcode.PING:
+            self._touch()
+            self.write(bytes(self._ws.pong(payload)))  # type: ignore[union-attr]
+        elif opcode is Opcode.PONG:
+            self._touch()
+        elif opcode is Opcode.CLOSE:
+            # RFC 6455 5.5.1: answer a close with a close; 1005 means "no code given".
+            code = int(payload[0])
+            self.close(1000 if code == CloseReason.NO_STATUS_RCVD else code, "")
+
+    def _on_text(self, chunk: str, finished: bool) -> None:
+        if self._message is None:
+            self._message, self._message_size = [], 0
+        self._message_size += len(chunk)
+        if self._message_size <= self._max_frame_chars():
+            self._message.append(chunk)
+        if not finished:
+            return
+        parts, size = self._message, self._message_size
+        self._message = None
+        if size > self._max_frame_chars():
+            self._refuse(codes.INVALID_MESSAGE, f"Message larger than {self._max_frame_chars()}")
+        elif self.session is not None:
+            self._node.on_message(self.session, "".join(parts))
+
+    def _on_binary(self, finished: bool) -> None:
+        # Reference 1.2: binary frames are not supported; say so once the message ends.
+        self._message = None
+        if finished:
+            self._refuse(codes.INVALID_MESSAGE, "Binary frames are not supported")
+
+    def _max_frame_chars(self) -> int:
+        session = self.session
+        app_limit = session.app.max_message_bytes if session is not None else 10240
+        return app_limit + _ENVELOPE_ALLOWANCE
+
+    def _refuse(self, code: int, message: str) -> None:
+        self.write(encode_text_frame(codec.error(code, message)))
+
+    def _touch(self) -> None:
+        if self.session is not None:
+            self.session.seen(self._node.now())
+
+    # ---- Connection port --------------------------------------------------------------
+
+    def write(self, frame: bytes) -> None:
+        transport = self._transport
+        if transport is None or self._closing:
+            return
+        transport.write(frame)
+        if self._paused and transport.get_write_buffer_size() > self._limits.max_pending_bytes:
+            # Architecture, back-pressure: a client that does not read is dropped with a
+            # 4100-range code (it reconnects after a back-off) instead of growing our memory.
+            self._abort_slow_consumer()
+
+    def close(self, code: int, reason: str) -> None:
+        transport = self._transport
+        if transport is None or self._closing:
+            return
+        self._closing = True
+        if self._ws is not None:
+            transport.write(bytes(self._ws.close(code, reason[:120])))
+        transport.close()
+
+    def close_idle_http(self) -> None:
+        """At shutdown: a keep-alive HTTP connection with no request in flight just goes."""
+        if self._ws is None and self._queue is None and self._transport is not None:
+            self._transport.close()
+
+    def abort(self) -> None:
+        if self._transport is not None:
+            self._transport.abort()
+
+    def _abort_slow_consumer(self) -> None:
+        transport = self._transport
+        assert transport is not None
+        self._log.info(
+            "closing a slow consumer: over %d bytes pending", self._limits.max_pending_bytes
+        )
+        self.close(codes.SLOW_CONSUMER, "Client is not reading its messages")
+        # The close frame sits behind the unread backlog; drop the socket if it is not drained.
+        asyncio.get_running_loop().call_later(_SLOW_CONSUMER_GRACE_S, transport.abort)
+
+
+def _handshake_response(key: str) -> bytes:
+    accept = generate_accept_token(key.encode()).decode()
+    return (
+        "HTTP/1.1 101 Switching Protocols\r\n"
+        "Upgrade: websocket\r\n"
+        "Connection: Upgrade\r\n"
+        f"Sec-WebSocket-Accept: {accept}\r\n\r\n"
+    ).encode()
