@@ -43,13 +43,40 @@ def build_node(settings: Settings, logger: logging.Logger) -> Node:
     )
 
 
+class Connections:
+    """The open sockets, with a way to wait until the last one is gone (shutdown)."""
+
+    def __init__(self) -> None:
+        self._open: set[ClientProtocol] = set()
+        self._empty = asyncio.Event()
+        self._empty.set()
+
+    def add(self, protocol: ClientProtocol) -> None:
+        self._open.add(protocol)
+        self._empty.clear()
+
+    def discard(self, protocol: ClientProtocol) -> None:
+        self._open.discard(protocol)
+        if not self._open:
+            self._empty.set()
+
+    def __len__(self) -> int:
+        return len(self._open)
+
+    def snapshot(self) -> list[ClientProtocol]:
+        return list(self._open)
+
+    async def wait_empty(self) -> None:
+        await self._empty.wait()
+
+
 @dataclass
 class RunningServer:
     node: Node
     server: asyncio.Server
     settings: Settings
     sweeper: asyncio.TimerHandle | None = None
-    connections: set[ClientProtocol] = field(default_factory=set)
+    connections: Connections = field(default_factory=Connections)
 
     @property
     def port(self) -> int:
@@ -62,14 +89,13 @@ class RunningServer:
         if self.sweeper is not None:
             self.sweeper.cancel()
         self.node.close_all(GOING_AWAY, "Server shutting down")
-        for protocol in list(self.connections):
+        for protocol in self.connections.snapshot():
             protocol.close_idle_http()
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(self.settings.server.shutdown_timeout):
-                while self.connections:
-                    await asyncio.sleep(0.05)
+                await self.connections.wait_empty()
                 await self.node.drain()
-        for protocol in list(self.connections):
+        for protocol in self.connections.snapshot():
             protocol.abort()
         await self.server.wait_closed()
 

@@ -9,9 +9,8 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from clarion.core.apps import App
 from clarion.protocol.channels import (
     ChannelKind,
     channel_kind,
@@ -25,6 +24,21 @@ from clarion.types import SocketId
 _SOCKET_ID_RE = re.compile(r"\A\d+\.\d+\Z")
 TRIGGER_INFO = frozenset({"user_count", "subscription_count"})
 CHANNEL_INFO = frozenset({"user_count", "subscription_count", "cache"})
+
+
+class Limits(Protocol):
+    """The per-app limits these rules need; `core.apps.App` provides them."""
+
+    @property
+    def max_channels_per_trigger(self) -> int: ...
+    @property
+    def max_channel_name_length(self) -> int: ...
+    @property
+    def max_event_name_length(self) -> int: ...
+    @property
+    def max_batch_size(self) -> int: ...
+    @property
+    def max_message_size_kb(self) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,14 +60,14 @@ def parse_json_body(body: bytes) -> dict[str, Any]:
     return parsed
 
 
-def parse_trigger(body: bytes, app: App) -> Trigger:
+def parse_trigger(body: bytes, app: Limits) -> Trigger:
     """`POST /apps/{id}/events`: `channels` (or PHP's `channel`), `name`, `data`, ..."""
     raw = parse_json_body(body)
     channels = _trigger_channels(raw, app)
     return _trigger(raw, channels, app)
 
 
-def parse_batch(body: bytes, app: App) -> list[Trigger]:
+def parse_batch(body: bytes, app: Limits) -> list[Trigger]:
     """`POST /apps/{id}/batch_events`: `{"batch": [{channel, name, data, ...}, ...]}`."""
     batch = parse_json_body(body).get("batch")
     if not isinstance(batch, list) or not batch:
@@ -69,7 +83,7 @@ def parse_batch(body: bytes, app: App) -> list[Trigger]:
     return triggers
 
 
-def _trigger_channels(raw: dict[str, Any], app: App) -> tuple[str, ...]:
+def _trigger_channels(raw: dict[str, Any], app: Limits) -> tuple[str, ...]:
     if "channels" in raw:
         names = raw["channels"]
         if not isinstance(names, list) or not names:
@@ -90,7 +104,7 @@ def _trigger_channels(raw: dict[str, Any], app: App) -> tuple[str, ...]:
     return channels
 
 
-def _trigger(raw: dict[str, Any], channels: tuple[str, ...], app: App) -> Trigger:
+def _trigger(raw: dict[str, Any], channels: tuple[str, ...], app: Limits) -> Trigger:
     event = raw.get("name")
     problem = event_name_problem(event, app.max_event_name_length)
     if problem is not None:
@@ -99,7 +113,7 @@ def _trigger(raw: dict[str, Any], channels: tuple[str, ...], app: App) -> Trigge
     data = raw.get("data")
     if not isinstance(data, str):
         raise ApiError(400, "data must be a string (JSON-encode objects before sending)")
-    if len(data.encode()) > app.max_message_bytes:
+    if len(data.encode()) > app.max_message_size_kb * 1024:
         raise ApiError(413, f"Event data is larger than {app.max_message_size_kb} KB")
     return Trigger(
         event=event,

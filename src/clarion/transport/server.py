@@ -38,6 +38,12 @@ def encode_text_frame(text: str) -> bytes:
     return bytes(_FRAME_ENCODER.send_data(text, fin=True))
 
 
+class ConnectionRegistry(typing.Protocol):
+    def add(self, protocol: ClientProtocol) -> None: ...
+
+    def discard(self, protocol: ClientProtocol) -> None: ...
+
+
 class ServerLimits:
     __slots__ = ("max_body_bytes", "max_pending_bytes")
 
@@ -73,7 +79,7 @@ class ClientProtocol(asyncio.Protocol):
         api: HttpApi,
         limits: ServerLimits,
         log: logging.Logger,
-        connections: set[ClientProtocol],
+        connections: ConnectionRegistry,
     ) -> None:
         self._node = node
         self._connections = connections
