@@ -359,7 +359,7 @@ def _check_protocol(protocol: str | None) -> None:
     """Reference 1.7: 4008 missing, 4006 not an integer, 4007 unsupported."""
     if protocol is None or protocol == "":
         raise ConnectionRefused(codes.NO_PROTOCOL, "No protocol version supplied")
-    if not protocol.isdigit():
+    if not (protocol.isascii() and protocol.isdigit()):
         raise ConnectionRefused(codes.INVALID_VERSION, f"Invalid version string: {protocol}")
     if int(protocol) not in SUPPORTED_PROTOCOLS:
         raise ConnectionRefused(

@@ -167,6 +167,8 @@ def _presence_member(session: Session, channel: str, channel_data: str | None) -
 
 
 def _checked_member(app: App, channel: str, user_id: str, user_info: Any) -> Member:
+    if not user_id.isascii() and not _encodable(user_id):
+        raise SubscriptionError(channel, "AuthError", "user_id is not valid Unicode", 400)
     if len(user_id) > app.max_user_id_length:
         raise SubscriptionError(
             channel,
@@ -183,6 +185,14 @@ def _checked_member(app: App, channel: str, user_id: str, user_info: Any) -> Mem
             4301,
         )
     return Member(user_id, user_info)
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def authorize_client_event(session: Session, msg: ClientEvent) -> Envelope:

@@ -113,7 +113,9 @@ def _trigger(raw: dict[str, Any], channels: tuple[str, ...], app: Limits) -> Tri
     data = raw.get("data")
     if not isinstance(data, str):
         raise ApiError(400, "data must be a string (JSON-encode objects before sending)")
-    if len(data.encode()) > app.max_message_size_kb * 1024:
+    if len(_utf8(event, "name")) > app.max_event_name_length * 4:
+        raise ApiError(400, "Event name is too long")
+    if len(_utf8(data, "data")) > app.max_message_size_kb * 1024:
         raise ApiError(413, f"Event data is larger than {app.max_message_size_kb} KB")
     return Trigger(
         event=event,
@@ -122,6 +124,14 @@ def _trigger(raw: dict[str, Any], channels: tuple[str, ...], app: Limits) -> Tri
         socket_id=_socket_id(raw.get("socket_id")),
         info=parse_info(raw.get("info"), TRIGGER_INFO),
     )
+
+
+def _utf8(text: str, what: str) -> bytes:
+    """UTF-8 bytes of `text`; a lone surrogate (from a `\ud800` escape) is a 400."""
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        raise ApiError(400, f"{what} is not valid Unicode") from None
 
 
 def _socket_id(value: object) -> SocketId | None:

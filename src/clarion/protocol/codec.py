@@ -21,21 +21,23 @@ from clarion.protocol.messages import (
     Unsubscribe,
 )
 
-_compact = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+# ASCII-only output: valid UTF-8 whatever the input held (a lone surrogate from a `\ud800`
+# escape is re-escaped, not turned into bytes no client can decode), and CPython's fastest path.
+_compact = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def decode(text: str) -> ClientMessage:
     """Parse one client text frame; raises a non-closing `PusherError` for bad input."""
     try:
         raw = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise PusherError(INVALID_MESSAGE, "Invalid message format: not JSON") from None
     if not isinstance(raw, dict):
         raise PusherError(INVALID_MESSAGE, "Invalid message format: not a JSON object")
     event = raw.get("event")
     if not isinstance(event, str) or not event:
         raise PusherError(INVALID_MESSAGE, "Invalid message format: missing event")
-    return _decode_event(event, raw)
+    return _decode_event(_unicode(event, "event"), raw)
 
 
 def _decode_event(event: str, raw: dict[str, Any]) -> ClientMessage:
@@ -63,7 +65,8 @@ def _decode_event(event: str, raw: dict[str, Any]) -> ClientMessage:
     channel = raw.get("channel")
     if not isinstance(channel, str) or not channel:
         raise PusherError(INVALID_MESSAGE, f"Event {event} has no channel")
-    return ClientEvent(event=event, channel=channel, data=_data_text(raw.get("data")))
+    text = _data_text(raw.get("data"))
+    return ClientEvent(event=event, channel=_unicode(channel, "channel"), data=text)
 
 
 def _data_object(raw: dict[str, Any]) -> dict[str, Any]:
@@ -82,20 +85,24 @@ def _required_str(data: dict[str, Any], key: str, event: str) -> str:
     value = data.get(key)
     if not isinstance(value, str) or not value:
         raise PusherError(INVALID_MESSAGE, f"Invalid message format: {event} needs {key}")
-    return value
+    return _unicode(value, key)
 
 
 def _optional_str(data: dict[str, Any], key: str, event: str) -> str | None:
     value = data.get(key)
-    if value is None or isinstance(value, str):
-        return value
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return _unicode(value, key)
     raise PusherError(INVALID_MESSAGE, f"Invalid message format: {key} of {event} must be text")
 
 
 def _channel_data(data: dict[str, Any]) -> str | None:
     value = data.get("channel_data")
-    if value is None or isinstance(value, str):
-        return value
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return _unicode(value, "channel_data")
     # Not signable as sent; keep a compact form so verification fails cleanly later.
     return _compact(value)
 
@@ -103,8 +110,20 @@ def _channel_data(data: dict[str, Any]) -> str | None:
 def _data_text(data: object) -> str:
     """Client event data as the JSON text relayed to others (a string is passed through)."""
     if isinstance(data, str):
-        return data
+        return _unicode(data, "data")
     return _compact(data if data is not None else {})
+
+
+def _unicode(text: str, what: str) -> str:
+    """Refuse text that cannot be UTF-8 encoded (a lone surrogate from a `\ud800` escape)."""
+    if text.isascii():
+        return text
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        message = f"Invalid message format: {what} is not valid Unicode"
+        raise PusherError(INVALID_MESSAGE, message) from None
+    return text
 
 
 # ---- server to client ------------------------------------------------------------------

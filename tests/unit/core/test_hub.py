@@ -1,0 +1,73 @@
+"""This node's index of sockets by app and channel."""
+
+from __future__ import annotations
+
+from clarion.core.hub import Hub
+from clarion.core.session import Session
+from clarion.types import AppId, SocketId
+
+from ..fakes import FakeConnection, make_app
+
+APP = make_app()
+OTHER = make_app(id=AppId("other"), key="other-key")
+
+
+def session(socket_id: str, app=APP) -> Session:  # type: ignore[no-untyped-def]
+    return Session(app, SocketId(socket_id), FakeConnection(), 0.0)
+
+
+def test_add_and_remove_count_connections_per_app() -> None:
+    hub = Hub()
+    a, b, c = session("1.1"), session("2.2"), session("3.3", OTHER)
+    for s in (a, b, c):
+        hub.add(s)
+    assert hub.connection_count(APP.id) == 2
+    assert hub.connection_count(OTHER.id) == 1
+    hub.remove(a)
+    hub.remove(a)  # idempotent
+    assert hub.connection_count(APP.id) == 1
+    assert set(hub.sessions) == {"2.2", "3.3"}
+    hub.remove(b)
+    assert hub.connection_count(APP.id) == 0
+
+
+def test_subscribe_and_unsubscribe() -> None:
+    hub = Hub()
+    a, b = session("1.1"), session("2.2")
+    hub.subscribe(a, "presence-x", "42")
+    hub.subscribe(b, "presence-x", "7")
+    assert set(hub.subscribers(APP.id, "presence-x")) == {"1.1", "2.2"}
+    assert a.channels == {"presence-x": "42"}
+    hub.unsubscribe(a, "presence-x")
+    assert set(hub.subscribers(APP.id, "presence-x")) == {"2.2"}
+    assert a.channels == {}
+    hub.unsubscribe(b, "presence-x")
+    assert hub.subscribers(APP.id, "presence-x") == {}
+
+
+def test_unsubscribe_from_unknown_channel_is_harmless() -> None:
+    hub = Hub()
+    a = session("1.1")
+    hub.unsubscribe(a, "nope")
+    hub.subscribe(a, "x", None)
+    hub.unsubscribe(a, "y")
+    assert set(hub.subscribers(APP.id, "x")) == {"1.1"}
+
+
+def test_channels_are_per_app() -> None:
+    hub = Hub()
+    hub.subscribe(session("1.1"), "shared", None)
+    hub.subscribe(session("2.2", OTHER), "shared", None)
+    assert set(hub.subscribers(APP.id, "shared")) == {"1.1"}
+    assert set(hub.subscribers(OTHER.id, "shared")) == {"2.2"}
+    assert hub.subscribers(AppId("none"), "shared") == {}
+
+
+def test_user_sessions() -> None:
+    hub = Hub()
+    a, b, c = session("1.1"), session("2.2"), session("3.3", OTHER)
+    for s, user in ((a, "42"), (b, "7"), (c, "42")):
+        s.user_id = user
+        hub.add(s)
+    assert [s.socket_id for s in hub.user_sessions(APP.id, "42")] == ["1.1"]
+    assert list(hub.user_sessions(APP.id, "nobody")) == []

@@ -1,0 +1,350 @@
+"""Session rules: subscribe authorization, client events, liveness (reference 1.4, 2, 3.1, 4)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from typing import Any
+
+import pytest
+
+from clarion.core.envelope import Envelope
+from clarion.core.session import (
+    Authorized,
+    Liveness,
+    Member,
+    Session,
+    authorize_client_event,
+    authorize_subscribe,
+)
+from clarion.protocol.channels import ChannelKind
+from clarion.protocol.errors import (
+    CLIENT_EVENT_REJECTED,
+    INVALID_MESSAGE,
+    PusherError,
+    SubscriptionError,
+)
+from clarion.protocol.messages import ClientEvent, Subscribe
+from clarion.types import SocketId
+
+from ..fakes import FakeConnection, make_app
+
+SOCKET = SocketId("1234.5678")
+PRIVATE_TOKEN = "app-key:e515fbcb76197996c03c540be1e5511b56962a120b99a7056054d3e473c79511"
+ENCRYPTED_TOKEN = "app-key:daa8df64edc68120f99d4ddab288076cc65ba569dd68bf48a8cb32f7bef61d32"
+PRESENCE_SDK_DATA = '{"user_id": "42", "user_info": {"name": "Alice"}}'
+PRESENCE_SDK_TOKEN = "app-key:a5a5b142802233e974ae625b4787006eb95d145a46d1aa3b530005f6791ece7e"
+PRESENCE_COMPACT_DATA = '{"user_id":"42","user_info":{"name":"Alice"}}'
+PRESENCE_COMPACT_TOKEN = "app-key:bba1d9b7bd7be79a753146b9814fc6862192700c25a8259101a67d04c9380f26"
+
+
+def token(to_sign: str, key: str = "app-key", secret: str = "app-secret") -> str:
+    sig = hmac.new(secret.encode(), to_sign.encode(), hashlib.sha256).hexdigest()
+    return f"{key}:{sig}"
+
+
+def presence_sub(channel_data: str | None, channel: str = "presence-room") -> Subscribe:
+    to_sign = f"{SOCKET}:{channel}" + (f":{channel_data}" if channel_data is not None else "")
+    return Subscribe(channel=channel, auth=token(to_sign), channel_data=channel_data)
+
+
+def session(now: float = 0.0, **app_overrides: Any) -> Session:
+    return Session(make_app(**app_overrides), SOCKET, FakeConnection(), now)
+
+
+def refused(sess: Session, msg: Subscribe) -> SubscriptionError:
+    with pytest.raises(SubscriptionError) as caught:
+        authorize_subscribe(sess, msg)
+    error = caught.value
+    assert error.channel == msg.channel
+    assert error.code is None
+    assert error.close is False
+    assert error.message
+    return error
+
+
+# ---- authorize_subscribe: accepted -------------------------------------------------------
+
+
+@pytest.mark.parametrize("auth", [None, "", "anything:at-all"])
+def test_public_channel_ignores_auth(auth: str | None) -> None:
+    granted = authorize_subscribe(session(), Subscribe("my-channel", auth, None))
+    assert granted == Authorized("my-channel", ChannelKind.PUBLIC, None)
+
+
+def test_private_channel_with_reference_signature() -> None:
+    granted = authorize_subscribe(session(), Subscribe("private-my-channel", PRIVATE_TOKEN, None))
+    assert granted == Authorized("private-my-channel", ChannelKind.PRIVATE, None)
+
+
+def test_private_channel_ignores_channel_data() -> None:
+    msg = Subscribe("private-my-channel", PRIVATE_TOKEN, '{"user_id":"1"}')
+    assert authorize_subscribe(session(), msg).member is None
+
+
+def test_encrypted_channel_with_reference_signature() -> None:
+    msg = Subscribe("private-encrypted-my-channel", ENCRYPTED_TOKEN, None)
+    assert authorize_subscribe(session(), msg).kind is ChannelKind.ENCRYPTED
+
+
+@pytest.mark.parametrize(
+    ("channel_data", "auth"),
+    [(PRESENCE_SDK_DATA, PRESENCE_SDK_TOKEN), (PRESENCE_COMPACT_DATA, PRESENCE_COMPACT_TOKEN)],
+    ids=["sdk", "compact"],
+)
+def test_presence_with_reference_signatures(channel_data: str, auth: str) -> None:
+    granted = authorize_subscribe(session(), Subscribe("presence-my-channel", auth, channel_data))
+    assert granted == Authorized(
+        "presence-my-channel", ChannelKind.PRESENCE, Member("42", {"name": "Alice"})
+    )
+
+
+def test_presence_numeric_user_id_becomes_a_string() -> None:
+    granted = authorize_subscribe(session(), presence_sub('{"user_id":10}'))
+    assert granted.member == Member("10", None)
+
+
+def test_presence_without_channel_data_uses_the_signed_in_user() -> None:
+    sess = session()
+    sess.user_id, sess.user_info = "42", {"name": "Alice"}
+    granted = authorize_subscribe(sess, presence_sub(None))
+    assert granted.member == Member("42", {"name": "Alice"})
+
+
+def test_server_to_user_channel_for_the_signed_in_user() -> None:
+    sess = session()
+    sess.user_id = "42"
+    granted = authorize_subscribe(sess, Subscribe("#server-to-user-42", "", None))
+    assert granted == Authorized("#server-to-user-42", ChannelKind.SERVER_TO_USER, None)
+
+
+# ---- authorize_subscribe: refused --------------------------------------------------------
+
+
+@pytest.mark.parametrize("channel", ["bad name", "#private", "x" * 201, "a/b"])
+def test_invalid_channel_name(channel: str) -> None:
+    error = refused(session(), Subscribe(channel, None, None))
+    assert (error.error_type, error.status) == ("InvalidChannel", 4009)
+
+
+def test_channel_name_limit_follows_the_app() -> None:
+    error = refused(session(max_channel_name_length=10), Subscribe("x" * 11, None, None))
+    assert error.error_type == "InvalidChannel"
+
+
+def test_already_subscribed() -> None:
+    sess = session()
+    sess.channels["presence-x"] = "42"
+    error = refused(sess, Subscribe("presence-x", None, None))
+    assert (error.error_type, error.status) == ("AlreadySubscribed", 4009)
+    assert error.message == "Existing subscription to channel presence-x"
+
+
+@pytest.mark.parametrize(
+    "auth",
+    [
+        None,
+        "",
+        "app-key:0000",
+        PRIVATE_TOKEN.replace("app-key", "other-key"),
+        token("1234.5678:private-other"),
+        token("1234.5678:private-my-channel", secret="wrong"),
+    ],
+)
+def test_private_channel_bad_auth(auth: str | None) -> None:
+    error = refused(session(), Subscribe("private-my-channel", auth, None))
+    assert (error.error_type, error.status) == ("AuthError", 401)
+    assert error.message.startswith(
+        "Invalid signature: Expected HMAC SHA256 hex digest of 1234.5678:private-my-channel"
+    )
+
+
+def test_reference_9_5_signature_for_another_socket() -> None:
+    other = Session(make_app(), SocketId("1234.5679"), FakeConnection(), 0.0)
+    error = refused(other, Subscribe("private-my-channel", PRIVATE_TOKEN, None))
+    assert (error.error_type, error.status) == ("AuthError", 401)
+
+
+def test_reference_9_5_reserialized_channel_data_is_refused() -> None:
+    # The SDK's signature with the compact (re-serialized) channel_data.
+    msg = Subscribe("presence-my-channel", PRESENCE_SDK_TOKEN, PRESENCE_COMPACT_DATA)
+    assert refused(session(), msg).status == 401
+
+
+def test_presence_signature_must_cover_channel_data() -> None:
+    msg = Subscribe("presence-room", token("1234.5678:presence-room"), '{"user_id":"1"}')
+    assert refused(session(), msg).status == 401
+
+
+def test_encrypted_bad_auth() -> None:
+    msg = Subscribe("private-encrypted-my-channel", PRIVATE_TOKEN, None)
+    assert refused(session(), msg).error_type == "AuthError"
+
+
+def test_presence_without_channel_data_nor_sign_in() -> None:
+    error = refused(session(), presence_sub(None))
+    assert (error.error_type, error.status) == ("AuthError", 401)
+
+
+@pytest.mark.parametrize(
+    "channel_data",
+    [
+        pytest.param("not json", id="not-json"),
+        pytest.param("[]", id="array"),
+        pytest.param("{}", id="no-user-id"),
+        pytest.param('{"user_id":""}', id="empty-user-id"),
+        pytest.param('{"user_id":null}', id="null-user-id"),
+        pytest.param('{"user_id":true}', id="bool-user-id"),
+        pytest.param('{"user_id":{"a":1}}', id="object-user-id"),
+    ],
+)
+def test_presence_bad_channel_data(channel_data: str) -> None:
+    error = refused(session(), presence_sub(channel_data))
+    assert (error.error_type, error.status) == ("AuthError", 400)
+
+
+def test_presence_user_id_length_limit() -> None:
+    ok = json.dumps({"user_id": "u" * 128})
+    assert authorize_subscribe(session(), presence_sub(ok)).member is not None
+    error = refused(session(), presence_sub(json.dumps({"user_id": "u" * 129})))
+    assert (error.error_type, error.status) == ("LimitReached", 4301)
+
+
+def test_presence_user_info_size_limit() -> None:
+    # `{"a":"…"}` compact: 8 bytes of framing.
+    ok = json.dumps({"user_id": "1", "user_info": {"a": "x" * (1024 - 8)}})
+    assert authorize_subscribe(session(), presence_sub(ok)).member is not None
+    big = json.dumps({"user_id": "1", "user_info": {"a": "x" * (1024 - 7)}})
+    error = refused(session(), presence_sub(big))
+    assert (error.error_type, error.status) == ("LimitReached", 4301)
+
+
+@pytest.mark.parametrize("user_id", [None, "7"])
+def test_server_to_user_channel_of_someone_else(user_id: str | None) -> None:
+    sess = session()
+    sess.user_id = user_id
+    error = refused(sess, Subscribe("#server-to-user-42", "", None))
+    assert (error.error_type, error.status) == ("AuthError", 401)
+
+
+# ---- authorize_client_event --------------------------------------------------------------
+
+
+def subscribed(channel: str, member: str | None = None, **app_overrides: Any) -> Session:
+    sess = session(**{"enable_client_messages": True, **app_overrides})
+    sess.channels[channel] = member
+    return sess
+
+
+def rejected(sess: Session, msg: ClientEvent) -> PusherError:
+    with pytest.raises(PusherError) as caught:
+        authorize_client_event(sess, msg)
+    assert caught.value.close is False
+    return caught.value
+
+
+def test_client_event_on_private_channel() -> None:
+    envelope = authorize_client_event(
+        subscribed("private-chat"), ClientEvent("client-typing", "private-chat", '{"a":1}')
+    )
+    assert envelope == Envelope(
+        app_id="app-id",  # type: ignore[arg-type]
+        channel="private-chat",
+        event="client-typing",
+        data='{"a":1}',
+        exclude_socket_id=SOCKET,
+        user_id=None,
+    )
+
+
+def test_client_event_on_presence_channel_carries_the_user_id() -> None:
+    envelope = authorize_client_event(
+        subscribed("presence-chat", "42"), ClientEvent("client-typing", "presence-chat", "{}")
+    )
+    assert envelope.user_id == "42"
+    assert envelope.exclude_socket_id == SOCKET
+
+
+def test_client_event_needs_the_client_prefix() -> None:
+    error = rejected(subscribed("private-chat"), ClientEvent("typing", "private-chat", "{}"))
+    assert error.code == INVALID_MESSAGE
+
+
+def test_client_event_when_disabled_for_the_app() -> None:
+    sess = subscribed("private-chat", enable_client_messages=False)
+    error = rejected(sess, ClientEvent("client-typing", "private-chat", "{}"))
+    assert error.code == CLIENT_EVENT_REJECTED
+
+
+@pytest.mark.parametrize(
+    "channel", ["my-channel", "cache-x", "private-encrypted-x", "#server-to-user-1"]
+)
+def test_client_event_on_other_channel_kinds(channel: str) -> None:
+    error = rejected(subscribed(channel), ClientEvent("client-typing", channel, "{}"))
+    assert error.code is None
+    assert error.message == (
+        "Client event rejected - only supported on private and presence channels"
+    )
+
+
+def test_client_event_when_not_subscribed() -> None:
+    error = rejected(subscribed("private-a"), ClientEvent("client-typing", "private-b", "{}"))
+    assert error.code is None
+    assert "not subscribed" in error.message
+
+
+def test_client_event_name_length() -> None:
+    sess = subscribed("private-chat")
+    assert authorize_client_event(sess, ClientEvent("client-" + "e" * 193, "private-chat", "{}"))
+    error = rejected(sess, ClientEvent("client-" + "e" * 194, "private-chat", "{}"))
+    assert error.code is None
+
+
+def test_client_event_data_size() -> None:
+    sess = subscribed("private-chat")
+    assert authorize_client_event(sess, ClientEvent("client-x", "private-chat", "x" * 10240))
+    error = rejected(sess, ClientEvent("client-x", "private-chat", "x" * 10241))
+    assert "10 KB" in error.message
+
+
+# ---- liveness with a hand clock ----------------------------------------------------------
+
+ACTIVITY, PONG = 30.0, 30.0
+
+
+def test_liveness_transitions() -> None:
+    sess = session(now=100.0)
+    assert sess.liveness(100.0, ACTIVITY, PONG) is Liveness.ALIVE
+    assert sess.liveness(129.9, ACTIVITY, PONG) is Liveness.ALIVE
+    assert sess.liveness(130.0, ACTIVITY, PONG) is Liveness.SEND_PING
+    sess.ping_sent_at = 130.0
+    assert sess.liveness(130.0, ACTIVITY, PONG) is Liveness.ALIVE
+    assert sess.liveness(159.9, ACTIVITY, PONG) is Liveness.ALIVE
+    assert sess.liveness(160.0, ACTIVITY, PONG) is Liveness.DEAD
+
+
+def test_any_frame_resets_liveness() -> None:
+    sess = session(now=0.0)
+    sess.ping_sent_at = 30.0
+    sess.seen(45.0)
+    assert sess.ping_sent_at is None
+    assert sess.last_seen == 45.0
+    assert sess.liveness(70.0, ACTIVITY, PONG) is Liveness.ALIVE
+    assert sess.liveness(75.0, ACTIVITY, PONG) is Liveness.SEND_PING
+
+
+def test_activity_before_the_timeout_postpones_the_ping() -> None:
+    sess = session(now=0.0)
+    sess.seen(20.0)
+    assert sess.liveness(30.0, ACTIVITY, PONG) is Liveness.ALIVE
+    assert sess.liveness(50.0, ACTIVITY, PONG) is Liveness.SEND_PING
+
+
+def test_new_session_state() -> None:
+    sess = session(now=5.0)
+    assert sess.channels == {}
+    assert sess.user_id is None
+    assert sess.inbox is None
+    assert sess.closed is False
+    assert sess.last_seen == 5.0
