@@ -216,6 +216,9 @@ class Node:
         except SubscriptionError as error:
             self._refuse_subscription(session, error)
             return
+        except PusherError as error:
+            self.report(session, error)
+            return
         await self._channels.add(session.app.id, granted.channel, session.socket_id)
         member_id = granted.member.user_id if granted.member else None
         self.hub.subscribe(session, granted.channel, member_id)

@@ -101,16 +101,16 @@ class Authorized:
 
 
 def authorize_subscribe(session: Session, msg: Subscribe) -> Authorized:
-    """Check a subscribe against reference 2.2, 2.6, 2.10 and 3.1; raises `SubscriptionError`."""
+    """Check a subscribe against reference 2.2, 2.6, 2.10 and 3.1; raises `SubscriptionError`,
+    or a plain `PusherError` for a repeated subscribe."""
     app, channel = session.app, msg.channel
     problem = name_problem(channel, app.max_channel_name_length)
     if problem is not None:
         raise SubscriptionError(channel, "InvalidChannel", problem, 4009)
     if channel in session.channels:
-        # Reference 2.3: Pusher's answer to a repeated subscribe on the same socket.
-        raise SubscriptionError(
-            channel, "AlreadySubscribed", f"Existing subscription to channel {channel}", 4009
-        )
+        # Reference 2.3: Pusher's answer to a repeated subscribe; the subscription stands, so
+        # no `pusher:subscription_error` (Echo would report a live channel as failed).
+        raise PusherError(None, f"Existing subscription to channel {channel}")
     kind = channel_kind(channel)
     if kind is ChannelKind.SERVER_TO_USER:
         _check_own_user_channel(session, channel)

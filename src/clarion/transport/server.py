@@ -152,9 +152,9 @@ class ClientProtocol(asyncio.Protocol):
     def on_body(self, body: bytes) -> None:
         request = self._request
         assert request is not None
-        if len(request.body) + len(body) > self._limits.max_body_bytes:
-            raise httptools.HttpParserError("body too large")
         request.body += body
+        if len(request.body) > self._limits.max_body_bytes:
+            raise httptools.HttpParserError("body too large")
 
     def on_message_complete(self) -> None:
         request, self._request = self._request, None
@@ -194,7 +194,7 @@ class ClientProtocol(asyncio.Protocol):
             transport.close()
 
     def _http_fail(self, status: int, message: str) -> None:
-        if self._request is not None and len(self._request.body) >= self._limits.max_body_bytes:
+        if self._request is not None and len(self._request.body) > self._limits.max_body_bytes:
             status, message = 413, "Request body too large"
         self._respond(error_response(status, message), keep_alive=False)
 
@@ -318,9 +318,10 @@ class ClientProtocol(asyncio.Protocol):
         transport.close()
 
     def close_idle_http(self) -> None:
-        """At shutdown: a keep-alive HTTP connection with no request in flight just goes."""
+        """At shutdown: a keep-alive HTTP connection with no request in flight just goes.
+        Aborted, not closed: a TLS close would wait for an idle client's close_notify."""
         if self._ws is None and self._queue is None and self._transport is not None:
-            self._transport.close()
+            self._transport.abort()
 
     def abort(self) -> None:
         if self._transport is not None:
