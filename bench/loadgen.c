@@ -1,0 +1,1240 @@
+/*
+ * loadgen: a single-threaded epoll load generator for Clarion (Pusher Channels protocol v7).
+ *
+ * It opens S WebSocket subscribers on one public channel and K keep-alive HTTP/1.1 connections to
+ * the HTTP API, then triggers events (POST /apps/{id}/events, signed as in reference 5.2) either
+ * closed-loop (each HTTP connection keeps --depth requests in flight) or at a fixed rate. Every
+ * event's data is a fixed-size string "S<seq:10>T<send CLOCK_MONOTONIC ns:20>xxx..." so each
+ * subscriber can measure latency and the generator can count lost and duplicated deliveries
+ * exactly (one bit per (event, subscriber)).
+ *
+ * Everything is hand-rolled (WebSocket client framing, HTTP/1.1 response parsing, MD5,
+ * HMAC-SHA256) so it builds with a bare `gcc -O2`. Output: one line per phase on stdout,
+ * "SETUP {json}" then "RESULT {json}". With --interactive it waits for a line on stdin after each
+ * of those lines (the driver samples the server's CPU and memory meanwhile).
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ------------------------------------------------------------------------------------------ */
+/* MD5 (RFC 1321) and SHA-256 / HMAC-SHA256 (FIPS 180-4, RFC 2104)                            */
+
+typedef struct {
+    uint32_t h[4];
+    uint64_t len;
+    uint8_t buf[64];
+    size_t n;
+} md5_ctx;
+
+static uint32_t md5_k[64];
+static const uint8_t md5_r[64] = {7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22,
+                                  5, 9,  14, 20, 5, 9,  14, 20, 5, 9,  14, 20, 5, 9,  14, 20,
+                                  4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23,
+                                  6, 10, 15, 21, 6, 10, 15, 21, 6, 10, 15, 21, 6, 10, 15, 21};
+
+static void md5_init_table(void) {
+    for (int i = 0; i < 64; i++) md5_k[i] = (uint32_t)(fabs(sin((double)(i + 1))) * 4294967296.0);
+}
+
+#define ROL(x, c) (((x) << (c)) | ((x) >> (32 - (c))))
+#define ROR(x, c) (((x) >> (c)) | ((x) << (32 - (c))))
+
+static void md5_block(md5_ctx *c, const uint8_t *p) {
+    uint32_t w[16];
+    for (int i = 0; i < 16; i++)
+        w[i] = (uint32_t)p[i * 4] | (uint32_t)p[i * 4 + 1] << 8 | (uint32_t)p[i * 4 + 2] << 16 |
+               (uint32_t)p[i * 4 + 3] << 24;
+    uint32_t a = c->h[0], b = c->h[1], cc = c->h[2], d = c->h[3];
+    for (int i = 0; i < 64; i++) {
+        uint32_t f;
+        int g;
+        if (i < 16) {
+            f = (b & cc) | (~b & d);
+            g = i;
+        } else if (i < 32) {
+            f = (d & b) | (~d & cc);
+            g = (5 * i + 1) & 15;
+        } else if (i < 48) {
+            f = b ^ cc ^ d;
+            g = (3 * i + 5) & 15;
+        } else {
+            f = cc ^ (b | ~d);
+            g = (7 * i) & 15;
+        }
+        uint32_t t = d;
+        d = cc;
+        cc = b;
+        b = b + ROL(a + f + md5_k[i] + w[g], md5_r[i]);
+        a = t;
+    }
+    c->h[0] += a;
+    c->h[1] += b;
+    c->h[2] += cc;
+    c->h[3] += d;
+}
+
+static void md5(const void *data, size_t len, uint8_t out[16]) {
+    md5_ctx c = {{0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476}, 0, {0}, 0};
+    const uint8_t *p = data;
+    size_t i = 0;
+    for (; i + 64 <= len; i += 64) md5_block(&c, p + i);
+    uint8_t tail[128] = {0};
+    size_t rem = len - i;
+    memcpy(tail, p + i, rem);
+    tail[rem] = 0x80;
+    size_t tl = rem + 1 + 8 <= 64 ? 64 : 128;
+    uint64_t bits = (uint64_t)len * 8;
+    for (int j = 0; j < 8; j++) tail[tl - 8 + j] = (uint8_t)(bits >> (8 * j));
+    md5_block(&c, tail);
+    if (tl == 128) md5_block(&c, tail + 64);
+    for (int j = 0; j < 4; j++)
+        for (int k = 0; k < 4; k++) out[j * 4 + k] = (uint8_t)(c.h[j] >> (8 * k));
+}
+
+static const uint32_t sha_k[64] = {
+    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2};
+
+typedef struct {
+    uint32_t h[8];
+    uint64_t len; /* bytes hashed so far */
+    uint8_t buf[64];
+    size_t n;
+} sha256_ctx;
+
+static void sha256_block(uint32_t h[8], const uint8_t *p) {
+    uint32_t w[64];
+    for (int i = 0; i < 16; i++)
+        w[i] = (uint32_t)p[i * 4] << 24 | (uint32_t)p[i * 4 + 1] << 16 |
+               (uint32_t)p[i * 4 + 2] << 8 | (uint32_t)p[i * 4 + 3];
+    for (int i = 16; i < 64; i++) {
+        uint32_t s0 = ROR(w[i - 15], 7) ^ ROR(w[i - 15], 18) ^ (w[i - 15] >> 3);
+        uint32_t s1 = ROR(w[i - 2], 17) ^ ROR(w[i - 2], 19) ^ (w[i - 2] >> 10);
+        w[i] = w[i - 16] + s0 + w[i - 7] + s1;
+    }
+    uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4], f = h[5], g = h[6], hh = h[7];
+    for (int i = 0; i < 64; i++) {
+        uint32_t S1 = ROR(e, 6) ^ ROR(e, 11) ^ ROR(e, 25);
+        uint32_t ch = (e & f) ^ (~e & g);
+        uint32_t t1 = hh + S1 + ch + sha_k[i] + w[i];
+        uint32_t S0 = ROR(a, 2) ^ ROR(a, 13) ^ ROR(a, 22);
+        uint32_t mj = (a & b) ^ (a & c) ^ (b & c);
+        uint32_t t2 = S0 + mj;
+        hh = g;
+        g = f;
+        f = e;
+        e = d + t1;
+        d = c;
+        c = b;
+        b = a;
+        a = t1 + t2;
+    }
+    h[0] += a;
+    h[1] += b;
+    h[2] += c;
+    h[3] += d;
+    h[4] += e;
+    h[5] += f;
+    h[6] += g;
+    h[7] += hh;
+}
+
+static void sha256_init(sha256_ctx *c) {
+    static const uint32_t iv[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+                                   0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+    memcpy(c->h, iv, sizeof iv);
+    c->len = 0;
+    c->n = 0;
+}
+
+static void sha256_update(sha256_ctx *c, const void *data, size_t len) {
+    const uint8_t *p = data;
+    c->len += len;
+    while (len) {
+        if (c->n == 0 && len >= 64) {
+            sha256_block(c->h, p);
+            p += 64;
+            len -= 64;
+            continue;
+        }
+        size_t take = 64 - c->n < len ? 64 - c->n : len;
+        memcpy(c->buf + c->n, p, take);
+        c->n += take;
+        p += take;
+        len -= take;
+        if (c->n == 64) {
+            sha256_block(c->h, c->buf);
+            c->n = 0;
+        }
+    }
+}
+
+static void sha256_final(sha256_ctx *c, uint8_t out[32]) {
+    uint64_t bits = c->len * 8;
+    uint8_t pad = 0x80;
+    sha256_update(c, &pad, 1);
+    uint8_t z = 0;
+    while (c->n != 56) sha256_update(c, &z, 1);
+    uint8_t lb[8];
+    for (int i = 0; i < 8; i++) lb[i] = (uint8_t)(bits >> (56 - 8 * i));
+    sha256_update(c, lb, 8);
+    for (int i = 0; i < 8; i++) {
+        out[i * 4] = (uint8_t)(c->h[i] >> 24);
+        out[i * 4 + 1] = (uint8_t)(c->h[i] >> 16);
+        out[i * 4 + 2] = (uint8_t)(c->h[i] >> 8);
+        out[i * 4 + 3] = (uint8_t)c->h[i];
+    }
+}
+
+/* HMAC with the key's inner and outer states computed once. */
+static sha256_ctx hmac_inner, hmac_outer;
+
+static void hmac_set_key(const char *key) {
+    uint8_t k[64] = {0}, ip[64], op[64];
+    size_t kl = strlen(key);
+    if (kl > 64) {
+        sha256_ctx c;
+        sha256_init(&c);
+        sha256_update(&c, key, kl);
+        sha256_final(&c, k);
+    } else {
+        memcpy(k, key, kl);
+    }
+    for (int i = 0; i < 64; i++) {
+        ip[i] = k[i] ^ 0x36;
+        op[i] = k[i] ^ 0x5c;
+    }
+    sha256_init(&hmac_inner);
+    sha256_update(&hmac_inner, ip, 64);
+    sha256_init(&hmac_outer);
+    sha256_update(&hmac_outer, op, 64);
+}
+
+static void hmac_sha256(const void *msg, size_t len, uint8_t out[32]) {
+    sha256_ctx c = hmac_inner;
+    uint8_t inner[32];
+    sha256_update(&c, msg, len);
+    sha256_final(&c, inner);
+    c = hmac_outer;
+    sha256_update(&c, inner, 32);
+    sha256_final(&c, out);
+}
+
+static void to_hex(const uint8_t *p, size_t n, char *out) {
+    static const char hx[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = hx[p[i] >> 4];
+        out[2 * i + 1] = hx[p[i] & 15];
+    }
+    out[2 * n] = 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Configuration and statistics                                                              */
+
+static struct {
+    const char *host;
+    int port;
+    const char *app_id, *key, *secret, *channel;
+    int subs, pubs, depth, concurrency, payload, interactive;
+    double rate, duration, warmup, drain, setup_timeout;
+    enum { MODE_NONE, MODE_CLOSED, MODE_RATE } mode;
+    long max_events;
+} cfg = {"127.0.0.1", 0, "123456", "bench-key", "bench-secret", "bench", 0, 0, 1, 200, 64, 0,
+         0, 5, 1, 15, 120, MODE_NONE, 0};
+
+enum { K_SUB = 1, K_PUB = 2 };
+enum { ST_CONNECTING = 1, ST_HANDSHAKE, ST_OPEN, ST_SUBSCRIBING, ST_SUBSCRIBED, ST_READY, ST_CLOSED };
+
+typedef struct conn {
+    int fd;
+    uint8_t kind, state, want_out;
+    uint32_t idx;
+    char *in;
+    uint32_t in_len, in_cap;
+    char *out;
+    uint32_t out_len, out_off, out_cap;
+    uint32_t *fifo; /* publishers: sequence numbers of requests in flight, oldest first */
+    uint32_t fifo_head, fifo_n, fifo_cap;
+} conn;
+
+#define MAX_CODES 16
+static struct {
+    /* setup */
+    long sub_started, sub_ok, sub_failed, pub_ok, pub_failed;
+    uint64_t t_setup0, t_last_sub;
+    long connect_errors[8]; /* indexed by a small errno class */
+    /* load */
+    long triggers_sent, responses, responses_window, status_200, status_other, pipelined;
+    long seq_exhausted;
+    uint64_t deliveries, deliveries_window, dups, unexpected, unparsed, fragmented;
+    uint64_t max_lag_ns, last_delivery_ns;
+    long pusher_errors, pings_answered, other_internal;
+    long sub_closed_during_load, pub_closed;
+    int codes[MAX_CODES][2];
+    int ncodes;
+    char first_error[256];
+    char first_bad_status[256];
+} st;
+
+static conn *subs_arr, *pubs_arr;
+static int epfd;
+static uint64_t *bitmap; /* max_seq rows of row_words uint64 */
+static size_t row_words;
+static uint64_t *send_ns;
+static uint16_t *status_of;
+static long max_seq, next_seq;
+static uint32_t *lat_us;
+static size_t lat_n, lat_cap;
+static uint64_t t_load0, t_warm, t_end;
+static int phase;
+enum { PH_SETUP, PH_WAIT_GO, PH_LOAD, PH_DRAIN, PH_WAIT_QUIT, PH_EXIT };
+static int stdin_line, stdin_eof;
+static char req_host_hdr[64];
+static struct sockaddr_in srv_addr;
+static uint32_t rng_state = 2463534242u;
+
+static uint64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static uint32_t rnd(void) {
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 17;
+    rng_state ^= rng_state << 5;
+    return rng_state;
+}
+
+static void die(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "loadgen: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+    exit(2);
+}
+
+static void note_code(int code) {
+    for (int i = 0; i < st.ncodes; i++)
+        if (st.codes[i][0] == code) {
+            st.codes[i][1]++;
+            return;
+        }
+    if (st.ncodes < MAX_CODES) {
+        st.codes[st.ncodes][0] = code;
+        st.codes[st.ncodes][1] = 1;
+        st.ncodes++;
+    }
+}
+
+static double cpu_seconds(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+           ru.ru_stime.tv_usec / 1e6;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Socket plumbing                                                                            */
+
+static void ep_mod(conn *c, int want_out) {
+    if (c->want_out == want_out) return;
+    c->want_out = (uint8_t)want_out;
+    struct epoll_event ev = {.events = EPOLLIN | (want_out ? EPOLLOUT : 0), .data.ptr = c};
+    epoll_ctl(epfd, EPOLL_CTL_MOD, c->fd, &ev);
+}
+
+static void out_reserve(conn *c, size_t extra) {
+    if (c->out_off && c->out_off == c->out_len) c->out_off = c->out_len = 0;
+    if (c->out_len + extra <= c->out_cap) return;
+    if (c->out_off) {
+        memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
+        c->out_len -= c->out_off;
+        c->out_off = 0;
+        if (c->out_len + extra <= c->out_cap) return;
+    }
+    size_t cap = c->out_cap ? c->out_cap : 512;
+    while (cap < c->out_len + extra) cap *= 2;
+    c->out = realloc(c->out, cap);
+    if (!c->out) die("out of memory");
+    c->out_cap = (uint32_t)cap;
+}
+
+static void conn_close(conn *c, int code);
+
+static void conn_flush(conn *c) {
+    while (c->out_off < c->out_len) {
+        ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
+        if (n > 0) {
+            c->out_off += (uint32_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            ep_mod(c, 1);
+            return;
+        }
+        conn_close(c, 1006);
+        return;
+    }
+    c->out_off = c->out_len = 0;
+    ep_mod(c, 0);
+}
+
+static void ws_send_text(conn *c, const char *s, size_t len) {
+    out_reserve(c, len + 14);
+    uint8_t *p = (uint8_t *)c->out + c->out_len;
+    size_t h = 0;
+    p[h++] = 0x81;
+    if (len < 126) {
+        p[h++] = (uint8_t)(0x80 | len);
+    } else if (len < 65536) {
+        p[h++] = 0x80 | 126;
+        p[h++] = (uint8_t)(len >> 8);
+        p[h++] = (uint8_t)len;
+    } else {
+        p[h++] = 0x80 | 127;
+        for (int i = 7; i >= 0; i--) p[h++] = (uint8_t)((uint64_t)len >> (8 * i));
+    }
+    uint32_t m = rnd();
+    uint8_t mk[4] = {(uint8_t)m, (uint8_t)(m >> 8), (uint8_t)(m >> 16), (uint8_t)(m >> 24)};
+    memcpy(p + h, mk, 4);
+    h += 4;
+    for (size_t i = 0; i < len; i++) p[h + i] = (uint8_t)s[i] ^ mk[i & 3];
+    c->out_len += (uint32_t)(h + len);
+}
+
+static void ws_send_control(conn *c, uint8_t opcode, const uint8_t *payload, size_t len) {
+    if (len > 125) len = 125;
+    out_reserve(c, len + 6);
+    uint8_t *p = (uint8_t *)c->out + c->out_len;
+    p[0] = 0x80 | opcode;
+    p[1] = (uint8_t)(0x80 | len);
+    uint32_t m = rnd();
+    uint8_t mk[4] = {(uint8_t)m, (uint8_t)(m >> 8), (uint8_t)(m >> 16), (uint8_t)(m >> 24)};
+    memcpy(p + 2, mk, 4);
+    for (size_t i = 0; i < len; i++) p[6 + i] = payload[i] ^ mk[i & 3];
+    c->out_len += (uint32_t)(6 + len);
+}
+
+static int errno_class(int e) {
+    switch (e) {
+    case ECONNREFUSED: return 1;
+    case EADDRNOTAVAIL: return 2;
+    case ETIMEDOUT: return 3;
+    case ECONNRESET: return 4;
+    case EMFILE: case ENFILE: return 5;
+    case EPIPE: return 6;
+    default: return 7;
+    }
+}
+
+/* Source ports are bound explicitly, walking the ephemeral range: with ~19k connections to one
+ * address the kernel's own search for a free port (__inet_hash_connect) costs the generator
+ * ~150 us per connect. */
+static int port_lo = 32768, port_hi = 60999, port_cursor, bind_ports = 1;
+static long bind_fallbacks;
+
+static void bind_source_port(int fd) {
+    if (!bind_ports) return;
+    int span = port_hi - port_lo + 1;
+    for (int tries = 0; tries < 256; tries++) {
+        int port = port_lo + (port_cursor++ % span);
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+        a.sin_addr = srv_addr.sin_addr;
+        if (bind(fd, (struct sockaddr *)&a, sizeof a) == 0) return;
+        if (errno != EADDRINUSE) break;
+    }
+    bind_fallbacks++; /* let connect() pick */
+}
+
+static int conn_open(conn *c) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        st.connect_errors[errno_class(errno)]++;
+        return -1;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    bind_source_port(fd);
+    if (connect(fd, (struct sockaddr *)&srv_addr, sizeof srv_addr) < 0 && errno != EINPROGRESS) {
+        st.connect_errors[errno_class(errno)]++;
+        close(fd);
+        return -1;
+    }
+    c->fd = fd;
+    c->state = ST_CONNECTING;
+    c->want_out = 1;
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.ptr = c};
+    if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0) die("epoll_ctl: %s", strerror(errno));
+    return 0;
+}
+
+static void conn_close(conn *c, int code) {
+    if (c->state == ST_CLOSED) return;
+    int was = c->state;
+    epoll_ctl(epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    struct linger lg = {1, 0}; /* RST: no TIME_WAIT left behind on either side */
+    setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    close(c->fd);
+    c->fd = -1;
+    c->state = ST_CLOSED;
+    if (phase >= PH_WAIT_QUIT) return; /* our own shutdown */
+    note_code(code);
+    if (c->kind == K_SUB) {
+        if (was == ST_SUBSCRIBED)
+            st.sub_closed_during_load++;
+        else
+            st.sub_failed++;
+    } else {
+        if (was == ST_READY)
+            st.pub_closed++;
+        else
+            st.pub_failed++;
+    }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Subscribers                                                                                */
+
+static void sub_start_handshake(conn *c) {
+    char req[512];
+    int n = snprintf(req, sizeof req,
+                     "GET /app/%s?protocol=7&client=bench&version=1 HTTP/1.1\r\n"
+                     "Host: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                     "Sec-WebSocket-Version: 13\r\n\r\n",
+                     cfg.key, req_host_hdr);
+    out_reserve(c, (size_t)n);
+    memcpy(c->out + c->out_len, req, (size_t)n);
+    c->out_len += (uint32_t)n;
+    c->state = ST_HANDSHAKE;
+}
+
+static inline uint64_t parse_digits(const char *p, int n, int *ok) {
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++) {
+        unsigned d = (unsigned)(p[i] - '0');
+        if (d > 9) {
+            *ok = 0;
+            return 0;
+        }
+        v = v * 10 + d;
+    }
+    return v;
+}
+
+static void record_delivery(conn *c, const char *d, size_t avail) {
+    int ok = 1;
+    if (avail < 32 || d[0] != 'S' || d[11] != 'T') {
+        st.unparsed++;
+        return;
+    }
+    uint64_t seq = parse_digits(d + 1, 10, &ok);
+    uint64_t t = parse_digits(d + 12, 20, &ok);
+    if (!ok) {
+        st.unparsed++;
+        return;
+    }
+    uint64_t now = now_ns();
+    st.deliveries++;
+    st.last_delivery_ns = now;
+    if (now >= t_warm && now < t_end) st.deliveries_window++;
+    if ((long)seq >= next_seq || send_ns[seq] != t) {
+        st.unexpected++;
+        return;
+    }
+    uint64_t *w = bitmap + seq * row_words + (c->idx >> 6);
+    uint64_t bit = 1ull << (c->idx & 63);
+    if (*w & bit) {
+        st.dups++;
+        return;
+    }
+    *w |= bit;
+    if (t >= t_warm && t < t_end) {
+        if (lat_n == lat_cap) {
+            lat_cap = lat_cap ? lat_cap * 2 : (1u << 20);
+            lat_us = realloc(lat_us, lat_cap * sizeof *lat_us);
+            if (!lat_us) die("out of memory (latency samples)");
+        }
+        uint64_t us = (now - t + 500) / 1000;
+        lat_us[lat_n++] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+    }
+}
+
+#define STARTS(p, n, lit) ((n) >= sizeof(lit) - 1 && memcmp((p), (lit), sizeof(lit) - 1) == 0)
+
+/* The string value of a top-level key ("event", "data") in a server envelope: a pointer to its
+ * first character, or NULL. Not a JSON parser; enough for the server's envelopes, compact or not. */
+static const char *json_str(const char *p, size_t n, const char *qkey, size_t qlen) {
+    const char *end = p + n, *k = memmem(p, n, qkey, qlen);
+    if (!k) return NULL;
+    k += qlen;
+    while (k < end && (*k == ' ' || *k == ':' || *k == '\t' || *k == '\n' || *k == '\r')) k++;
+    return k < end && *k == '"' ? k + 1 : NULL;
+}
+
+static void sub_text(conn *c, const char *p, size_t n) {
+    const char *e = STARTS(p, n, "{\"event\":\"") ? p + 10 : json_str(p, n, "\"event\"", 7);
+    if (!e) {
+        st.unparsed++;
+        return;
+    }
+    size_t en = (size_t)(p + n - e);
+    if (STARTS(e, en, "pusher")) {
+        if (STARTS(e, en, "pusher:connection_established\"")) {
+            if (c->state == ST_OPEN) {
+                char sub[256];
+                int k = snprintf(sub, sizeof sub,
+                                 "{\"event\":\"pusher:subscribe\",\"data\":{\"channel\":\"%s\","
+                                 "\"auth\":\"\"}}",
+                                 cfg.channel);
+                ws_send_text(c, sub, (size_t)k);
+                c->state = ST_SUBSCRIBING;
+            }
+        } else if (STARTS(e, en, "pusher_internal:subscription_succeeded\"")) {
+            if (c->state == ST_SUBSCRIBING) {
+                c->state = ST_SUBSCRIBED;
+                st.sub_ok++;
+                st.t_last_sub = now_ns();
+            }
+        } else if (STARTS(e, en, "pusher:ping\"")) {
+            static const char pong[] = "{\"event\":\"pusher:pong\",\"data\":{}}";
+            ws_send_text(c, pong, sizeof pong - 1);
+            st.pings_answered++;
+        } else if (STARTS(e, en, "pusher:error\"")) {
+            st.pusher_errors++;
+            if (!st.first_error[0]) snprintf(st.first_error, sizeof st.first_error, "%.*s",
+                                             (int)(n < 200 ? n : 200), p);
+        } else {
+            st.other_internal++;
+        }
+        return;
+    }
+    const char *d = json_str(p, n, "\"data\"", 6);
+    if (!d) {
+        st.unparsed++;
+        return;
+    }
+    record_delivery(c, d, (size_t)(p + n - d));
+}
+
+/* Consume complete frames from buf; returns bytes consumed, or -1 if the conn was closed. */
+static long sub_frames(conn *c, char *buf, size_t len) {
+    size_t off = 0;
+    while (len - off >= 2) {
+        uint8_t *p = (uint8_t *)buf + off;
+        int fin = p[0] >> 7, op = p[0] & 15;
+        uint64_t pl = p[1] & 127;
+        size_t h = 2;
+        if (p[1] & 0x80) { /* servers must not mask */
+            conn_close(c, 1002);
+            return -1;
+        }
+        if (pl == 126) {
+            if (len - off < 4) break;
+            pl = (uint64_t)p[2] << 8 | p[3];
+            h = 4;
+        } else if (pl == 127) {
+            if (len - off < 10) break;
+            pl = 0;
+            for (int i = 0; i < 8; i++) pl = pl << 8 | p[2 + i];
+            h = 10;
+        }
+        if (pl > (1u << 20)) {
+            conn_close(c, 1009);
+            return -1;
+        }
+        if (len - off < h + pl) break;
+        char *pay = (char *)p + h;
+        if (!fin || op == 0) {
+            st.fragmented++; /* the server sends whole messages; not expected */
+        } else if (op == 1) {
+            sub_text(c, pay, (size_t)pl);
+        } else if (op == 8) {
+            int code = pl >= 2 ? ((uint8_t)pay[0] << 8 | (uint8_t)pay[1]) : 1005;
+            conn_close(c, code);
+            return -1;
+        } else if (op == 9) {
+            ws_send_control(c, 10, (uint8_t *)pay, (size_t)pl);
+        }
+        off += h + pl;
+    }
+    return (long)off;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Publishers (HTTP API)                                                                     */
+
+static void fifo_push(conn *c, uint32_t v) {
+    if (c->fifo_n == c->fifo_cap) {
+        uint32_t cap = c->fifo_cap ? c->fifo_cap * 2 : 16;
+        uint32_t *f = malloc(cap * sizeof *f);
+        if (!f) die("out of memory");
+        for (uint32_t i = 0; i < c->fifo_n; i++) f[i] = c->fifo[(c->fifo_head + i) % c->fifo_cap];
+        free(c->fifo);
+        c->fifo = f;
+        c->fifo_head = 0;
+        c->fifo_cap = cap;
+    }
+    c->fifo[(c->fifo_head + c->fifo_n) % c->fifo_cap] = v;
+    c->fifo_n++;
+}
+
+static uint32_t fifo_pop(conn *c) {
+    uint32_t v = c->fifo[c->fifo_head];
+    c->fifo_head = (c->fifo_head + 1) % c->fifo_cap;
+    c->fifo_n--;
+    return v;
+}
+
+/* Append one signed trigger request; returns 0 if the sequence space is exhausted. */
+static int pub_trigger(conn *c) {
+    if (next_seq >= max_seq) {
+        st.seq_exhausted = 1;
+        return 0;
+    }
+    uint32_t seq = (uint32_t)next_seq++;
+    char data[4096], body[4608], query[512], tosign[640], sig[65], md5hex[33];
+    uint8_t dig[32];
+    uint64_t t = now_ns();
+    int dl = snprintf(data, sizeof data, "S%010uT%020llu", seq, (unsigned long long)t);
+    while (dl < cfg.payload) data[dl++] = 'x';
+    data[dl] = 0;
+    int bl = snprintf(body, sizeof body, "{\"name\":\"e\",\"channels\":[\"%s\"],\"data\":\"%s\"}",
+                      cfg.channel, data);
+    md5(body, (size_t)bl, dig);
+    to_hex(dig, 16, md5hex);
+    int ql = snprintf(query, sizeof query,
+                      "auth_key=%s&auth_timestamp=%ld&auth_version=1.0&body_md5=%s", cfg.key,
+                      (long)time(NULL), md5hex);
+    int sl = snprintf(tosign, sizeof tosign, "POST\n/apps/%s/events\n%s", cfg.app_id, query);
+    hmac_sha256(tosign, (size_t)sl, dig);
+    to_hex(dig, 32, sig);
+    out_reserve(c, (size_t)(ql + bl) + 512);
+    int rl = snprintf(c->out + c->out_len, c->out_cap - c->out_len,
+                      "POST /apps/%s/events?%s&auth_signature=%s HTTP/1.1\r\nHost: %s\r\n"
+                      "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
+                      cfg.app_id, query, sig, req_host_hdr, bl, body);
+    c->out_len += (uint32_t)rl;
+    send_ns[seq] = t;
+    fifo_push(c, seq);
+    st.triggers_sent++;
+    return 1;
+}
+
+static long pub_responses(conn *c, char *buf, size_t len, int *resend) {
+    size_t off = 0;
+    while (off < len) {
+        char *hs = buf + off;
+        char *he = memmem(hs, len - off, "\r\n\r\n", 4);
+        if (!he) break;
+        size_t hl = (size_t)(he - hs) + 4;
+        long clen = 0;
+        for (char *l = memchr(hs, '\n', hl); l && l < he; l = memchr(l + 1, '\n', (size_t)(he - l))) {
+            if (strncasecmp(l + 1, "content-length:", 15) == 0) clen = strtol(l + 16, NULL, 10);
+        }
+        if (len - off < hl + (size_t)clen) break;
+        int status = (int)strtol(hs + 9, NULL, 10);
+        if (c->fifo_n == 0) {
+            st.unparsed++;
+        } else {
+            uint32_t seq = fifo_pop(c);
+            status_of[seq] = (uint16_t)status;
+        }
+        uint64_t now = now_ns();
+        st.responses++;
+        if (now >= t_warm && now < t_end) st.responses_window++;
+        if (status == 200) {
+            st.status_200++;
+        } else {
+            st.status_other++;
+            if (!st.first_bad_status[0])
+                snprintf(st.first_bad_status, sizeof st.first_bad_status, "%d %.*s", status,
+                         (int)(clen < 160 ? clen : 160), hs + hl);
+        }
+        (*resend)++;
+        off += hl + (size_t)clen;
+    }
+    return (long)off;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Event dispatch                                                                            */
+
+static char rxbuf[1 << 21];
+
+static void on_writable(conn *c) {
+    if (c->state == ST_CONNECTING) {
+        int err = 0;
+        socklen_t sl = sizeof err;
+        getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &sl);
+        if (err) {
+            st.connect_errors[errno_class(err)]++;
+            conn_close(c, 1006);
+            return;
+        }
+        if (c->kind == K_SUB) {
+            sub_start_handshake(c);
+        } else {
+            c->state = ST_READY;
+            st.pub_ok++;
+        }
+    }
+    conn_flush(c);
+}
+
+static void on_readable(conn *c) {
+    size_t have = c->in_len;
+    if (have) memcpy(rxbuf, c->in, have);
+    ssize_t n = recv(c->fd, rxbuf + have, sizeof rxbuf - have, 0);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+    if (n <= 0) {
+        if (n < 0 && c->state == ST_CONNECTING) st.connect_errors[errno_class(errno)]++;
+        conn_close(c, 1006);
+        return;
+    }
+    size_t len = have + (size_t)n;
+    size_t off = 0;
+    if (c->kind == K_SUB) {
+        if (c->state == ST_HANDSHAKE) {
+            char *he = memmem(rxbuf, len, "\r\n\r\n", 4);
+            if (!he) goto keep;
+            if (len < 12 || memcmp(rxbuf + 9, "101", 3) != 0) {
+                if (!st.first_error[0])
+                    snprintf(st.first_error, sizeof st.first_error, "upgrade refused: %.*s",
+                             (int)(len < 120 ? len : 120), rxbuf);
+                conn_close(c, 1002);
+                return;
+            }
+            off = (size_t)(he - rxbuf) + 4;
+            c->state = ST_OPEN;
+        }
+        long used = sub_frames(c, rxbuf + off, len - off);
+        if (used < 0) return;
+        off += (size_t)used;
+        if (c->out_len > c->out_off) conn_flush(c);
+    } else {
+        int resend = 0;
+        off = (size_t)pub_responses(c, rxbuf, len, &resend);
+        if (phase == PH_LOAD && cfg.mode == MODE_CLOSED) {
+            uint64_t now = now_ns();
+            for (int i = 0; i < resend && now < t_end; i++)
+                if (!pub_trigger(c)) break;
+        }
+        if (c->out_len > c->out_off) conn_flush(c);
+    }
+    if (c->state == ST_CLOSED) return;
+keep:
+    c->in_len = (uint32_t)(len - off);
+    if (c->in_len) {
+        if (c->in_len > c->in_cap) {
+            c->in = realloc(c->in, c->in_len);
+            if (!c->in) die("out of memory");
+            c->in_cap = c->in_len;
+        }
+        memmove(c->in, rxbuf + off, c->in_len);
+    }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Reporting                                                                                 */
+
+static int cmp_u32(const void *a, const void *b) {
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double pct(double q) {
+    if (!lat_n) return -1;
+    size_t i = (size_t)(q * (double)(lat_n - 1) + 0.5);
+    return lat_us[i] / 1000.0;
+}
+
+static void print_errors_json(void) {
+    printf("\"connect_errors\":{\"refused\":%ld,\"addrnotavail\":%ld,\"timedout\":%ld,"
+           "\"reset\":%ld,\"emfile\":%ld,\"epipe\":%ld,\"other\":%ld},",
+           st.connect_errors[1], st.connect_errors[2], st.connect_errors[3], st.connect_errors[4],
+           st.connect_errors[5], st.connect_errors[6], st.connect_errors[7]);
+    printf("\"close_codes\":{");
+    for (int i = 0; i < st.ncodes; i++)
+        printf("%s\"%d\":%d", i ? "," : "", st.codes[i][0], st.codes[i][1]);
+    printf("},\"pusher_errors\":%ld,\"first_error\":\"", st.pusher_errors);
+    for (const char *p = st.first_error; *p; p++)
+        if (*p == '"' || *p == '\\') printf("\\%c", *p);
+        else if ((unsigned char)*p >= 32) putchar(*p);
+    printf("\",");
+}
+
+static double setup_cpu0, setup_cpu1, load_cpu0;
+
+static void print_setup(void) {
+    uint64_t now = now_ns();
+    double el = (double)((st.t_last_sub ? st.t_last_sub : now) - st.t_setup0) / 1e9;
+    printf("SETUP {\"subs\":%d,\"subs_ok\":%ld,\"subs_failed\":%ld,\"pubs_ok\":%ld,"
+           "\"pubs_failed\":%ld,\"setup_s\":%.4f,\"setup_rate\":%.1f,\"gen_cpu_s\":%.4f,",
+           cfg.subs, st.sub_ok, st.sub_failed, st.pub_ok, st.pub_failed, el,
+           el > 0 ? st.sub_ok / el : 0.0, setup_cpu1 - setup_cpu0);
+    print_errors_json();
+    printf("\"bind_fallbacks\":%ld,\"timed_out\":%d}\n", bind_fallbacks,
+           st.sub_ok + st.sub_failed < cfg.subs);
+    fflush(stdout);
+}
+
+static void print_result(double load_cpu1, uint64_t t_done) {
+    /* Loss: every subscriber subscribed when the load started must hold every event whose
+     * trigger was answered 200. */
+    uint64_t expected = 0, received = 0;
+    long accepted = 0, unanswered = 0;
+    for (long s = 0; s < next_seq; s++) {
+        if (status_of[s] == 0) unanswered++;
+        if (status_of[s] != 200) continue;
+        accepted++;
+        uint64_t *row = bitmap + (size_t)s * row_words;
+        for (size_t w = 0; w < row_words; w++) received += (uint64_t)__builtin_popcountll(row[w]);
+    }
+    expected = (uint64_t)accepted * (uint64_t)st.sub_ok;
+    qsort(lat_us, lat_n, sizeof *lat_us, cmp_u32);
+    double window = (double)(t_end - t_warm) / 1e9;
+    double wall = (double)(t_done - t_load0) / 1e9;
+    printf("RESULT {\"mode\":\"%s\",\"subs\":%ld,\"pubs\":%ld,\"depth\":%d,\"target_rate\":%.1f,"
+           "\"window_s\":%.3f,\"load_wall_s\":%.3f,",
+           cfg.mode == MODE_CLOSED ? "closed" : cfg.mode == MODE_RATE ? "rate" : "none", st.sub_ok,
+           st.pub_ok, cfg.depth, cfg.rate, window, wall);
+    printf("\"triggers_sent\":%ld,\"responses\":%ld,\"status_200\":%ld,\"status_other\":%ld,"
+           "\"unanswered\":%ld,\"first_bad_status\":\"",
+           st.triggers_sent, st.responses, st.status_200, st.status_other, unanswered);
+    for (const char *p = st.first_bad_status; *p; p++)
+        if (*p == '"' || *p == '\\') printf("\\%c", *p);
+        else if ((unsigned char)*p >= 32) putchar(*p);
+    printf("\",\"triggers_per_s\":%.1f,\"deliveries\":%llu,\"deliveries_window\":%llu,"
+           "\"deliveries_per_s\":%.1f,",
+           window > 0 ? st.responses_window / window : 0.0, (unsigned long long)st.deliveries,
+           (unsigned long long)st.deliveries_window,
+           window > 0 ? st.deliveries_window / window : 0.0);
+    printf("\"expected\":%llu,\"lost\":%llu,\"dup\":%llu,\"unexpected\":%llu,\"unparsed\":%llu,"
+           "\"fragmented\":%llu,",
+           (unsigned long long)expected,
+           (unsigned long long)(expected > received ? expected - received : 0),
+           (unsigned long long)st.dups, (unsigned long long)st.unexpected,
+           (unsigned long long)st.unparsed, (unsigned long long)st.fragmented);
+    printf("\"lat_samples\":%zu,\"lat_p50_ms\":%.3f,\"lat_p90_ms\":%.3f,\"lat_p99_ms\":%.3f,"
+           "\"lat_p999_ms\":%.3f,\"lat_max_ms\":%.3f,\"max_send_lag_ms\":%.3f,\"pipelined\":%ld,"
+           "\"seq_exhausted\":%ld,",
+           lat_n, pct(0.5), pct(0.9), pct(0.99), pct(0.999), lat_n ? lat_us[lat_n - 1] / 1000.0 : -1,
+           st.max_lag_ns / 1e6, st.pipelined, st.seq_exhausted);
+    printf("\"sub_closed\":%ld,\"pub_closed\":%ld,\"pings_answered\":%ld,\"other_internal\":%ld,",
+           st.sub_closed_during_load, st.pub_closed, st.pings_answered, st.other_internal);
+    print_errors_json();
+    printf("\"gen_cpu_s\":%.4f}\n", load_cpu1 - load_cpu0);
+    fflush(stdout);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+
+static int self_test(void) {
+    /* Print digests for the driver to compare with Python's hashlib/hmac. */
+    uint8_t d[32];
+    char hx[65];
+    const char *msgs[] = {"", "abc", "The quick brown fox jumps over the lazy dog",
+                          "0123456789012345678901234567890123456789012345678901234567890123456789"};
+    for (int i = 0; i < 4; i++) {
+        md5(msgs[i], strlen(msgs[i]), d);
+        to_hex(d, 16, hx);
+        printf("md5 %s\n", hx);
+        hmac_sha256(msgs[i], strlen(msgs[i]), d);
+        to_hex(d, 32, hx);
+        printf("hmac %s\n", hx);
+    }
+    return 0;
+}
+
+static void usage(void) {
+    fprintf(stderr,
+            "usage: loadgen --port P [--host 127.0.0.1] [--subs S] [--pubs K]\n"
+            "  [--mode none|closed|rate] [--rate TRIGGERS_PER_S] [--depth D] [--duration SEC]\n"
+            "  [--warmup SEC] [--drain SEC] [--payload BYTES] [--concurrency C]\n"
+            "  [--setup-timeout SEC] [--max-events N] [--app-id ID] [--key KEY] [--secret SECRET]\n"
+            "  [--channel NAME] [--interactive] [--no-bind] [--self-test]\n");
+    exit(2);
+}
+
+int main(int argc, char **argv) {
+    static struct option opts[] = {
+        {"host", 1, 0, 'h'},        {"port", 1, 0, 'p'},          {"subs", 1, 0, 's'},
+        {"pubs", 1, 0, 'k'},        {"mode", 1, 0, 'm'},          {"rate", 1, 0, 'r'},
+        {"depth", 1, 0, 'D'},       {"duration", 1, 0, 'd'},      {"warmup", 1, 0, 'w'},
+        {"drain", 1, 0, 'W'},       {"payload", 1, 0, 'P'},       {"concurrency", 1, 0, 'c'},
+        {"setup-timeout", 1, 0, 'T'}, {"max-events", 1, 0, 'M'},  {"app-id", 1, 0, 'a'},
+        {"key", 1, 0, 'K'},         {"secret", 1, 0, 'S'},        {"channel", 1, 0, 'C'},
+        {"interactive", 0, 0, 'i'}, {"self-test", 0, 0, 'X'},     {"help", 0, 0, '?'},
+        {"no-bind", 0, 0, 'B'},
+        {0, 0, 0, 0}};
+    int o;
+    md5_init_table();
+    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (o) {
+        case 'h': cfg.host = optarg; break;
+        case 'p': cfg.port = atoi(optarg); break;
+        case 's': cfg.subs = atoi(optarg); break;
+        case 'k': cfg.pubs = atoi(optarg); break;
+        case 'm':
+            if (!strcmp(optarg, "none")) cfg.mode = MODE_NONE;
+            else if (!strcmp(optarg, "closed")) cfg.mode = MODE_CLOSED;
+            else if (!strcmp(optarg, "rate")) cfg.mode = MODE_RATE;
+            else usage();
+            break;
+        case 'r': cfg.rate = atof(optarg); break;
+        case 'D': cfg.depth = atoi(optarg); break;
+        case 'd': cfg.duration = atof(optarg); break;
+        case 'w': cfg.warmup = atof(optarg); break;
+        case 'W': cfg.drain = atof(optarg); break;
+        case 'P': cfg.payload = atoi(optarg); break;
+        case 'c': cfg.concurrency = atoi(optarg); break;
+        case 'T': cfg.setup_timeout = atof(optarg); break;
+        case 'M': cfg.max_events = atol(optarg); break;
+        case 'a': cfg.app_id = optarg; break;
+        case 'K': cfg.key = optarg; break;
+        case 'S': cfg.secret = optarg; break;
+        case 'C': cfg.channel = optarg; break;
+        case 'i': cfg.interactive = 1; break;
+        case 'B': bind_ports = 0; break;
+        case 'X': hmac_set_key("bench-secret"); return self_test();
+        default: usage();
+        }
+    }
+    if (!cfg.port) usage();
+    if (cfg.payload < 32 || cfg.payload > 4000) die("--payload must be 32..4000");
+    if (cfg.mode != MODE_NONE && cfg.pubs < 1) die("--mode closed/rate needs --pubs >= 1");
+    if (cfg.mode == MODE_RATE && cfg.rate <= 0) die("--mode rate needs --rate > 0");
+    if (cfg.warmup >= cfg.duration && cfg.mode != MODE_NONE) die("--warmup must be < --duration");
+    if (strcmp(cfg.host, "127.0.0.1") != 0) die("only 127.0.0.1 is allowed");
+    /* Bound every run: whatever happens, the process ends. */
+    alarm((unsigned)(cfg.setup_timeout + cfg.duration + cfg.drain + 900));
+
+    struct rlimit rl;
+    getrlimit(RLIMIT_NOFILE, &rl);
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+    if ((rlim_t)(cfg.subs + cfg.pubs + 16) > rl.rlim_cur)
+        die("%d connections need more than the open-file limit %ld", cfg.subs + cfg.pubs,
+            (long)rl.rlim_cur);
+
+    hmac_set_key(cfg.secret);
+    rng_state ^= (uint32_t)now_ns() | 1;
+    FILE *pr = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+    if (pr) {
+        if (fscanf(pr, "%d %d", &port_lo, &port_hi) != 2 || port_hi <= port_lo) bind_ports = 0;
+        fclose(pr);
+    }
+    port_cursor = (int)(rnd() % (uint32_t)(port_hi - port_lo + 1));
+    snprintf(req_host_hdr, sizeof req_host_hdr, "%s:%d", cfg.host, cfg.port);
+    srv_addr.sin_family = AF_INET;
+    srv_addr.sin_port = htons((uint16_t)cfg.port);
+    inet_pton(AF_INET, cfg.host, &srv_addr.sin_addr);
+
+    /* One bit per (event, subscriber); calloc'd memory is only touched as events arrive. */
+    row_words = ((size_t)cfg.subs + 63) / 64;
+    if (!row_words) row_words = 1;
+    max_seq = (long)((1ull << 30) / (row_words * 8)); /* <= 1 GiB of (lazily touched) bits */
+    if (max_seq > (1L << 24)) max_seq = 1L << 24;
+    if (cfg.max_events > 0 && cfg.max_events < max_seq) max_seq = cfg.max_events;
+    bitmap = calloc((size_t)max_seq * row_words, 8);
+    send_ns = calloc((size_t)max_seq, sizeof *send_ns);
+    status_of = calloc((size_t)max_seq, sizeof *status_of);
+    subs_arr = calloc((size_t)cfg.subs + 1, sizeof(conn));
+    pubs_arr = calloc((size_t)cfg.pubs + 1, sizeof(conn));
+    if (!bitmap || !send_ns || !status_of || !subs_arr || !pubs_arr) die("out of memory");
+    for (int i = 0; i < cfg.subs; i++) {
+        subs_arr[i].kind = K_SUB;
+        subs_arr[i].idx = (uint32_t)i;
+        subs_arr[i].fd = -1;
+    }
+    for (int i = 0; i < cfg.pubs; i++) {
+        pubs_arr[i].kind = K_PUB;
+        pubs_arr[i].idx = (uint32_t)i;
+        pubs_arr[i].fd = -1;
+    }
+
+    epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (cfg.interactive) {
+        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+        epoll_ctl(epfd, EPOLL_CTL_ADD, 0, &ev);
+    }
+    signal(SIGPIPE, SIG_IGN);
+
+    static struct epoll_event evs[1024];
+    setup_cpu0 = cpu_seconds();
+    st.t_setup0 = now_ns();
+    uint64_t setup_deadline = st.t_setup0 + (uint64_t)(cfg.setup_timeout * 1e9);
+    t_warm = t_end = UINT64_MAX;
+    uint64_t next_due = 0, drain_deadline = 0;
+    long rate_i = 0, rr = 0;
+    phase = PH_SETUP;
+    int pubs_started = 0;
+
+    while (phase != PH_EXIT) {
+        uint64_t now = now_ns();
+        int timeout = 100;
+        if (phase == PH_LOAD && cfg.mode == MODE_RATE) {
+            timeout = next_due > now ? (int)((next_due - now + 999999) / 1000000) : 0;
+            if (timeout > 100) timeout = 100;
+        }
+        int n = epoll_wait(epfd, evs, 1024, timeout);
+        if (n < 0 && errno != EINTR) die("epoll_wait: %s", strerror(errno));
+        for (int i = 0; i < n; i++) {
+            conn *c = evs[i].data.ptr;
+            if (!c) {
+                char b[256];
+                ssize_t r = read(0, b, sizeof b);
+                if (r <= 0) {
+                    stdin_eof = 1;
+                    epoll_ctl(epfd, EPOLL_CTL_DEL, 0, NULL);
+                } else if (memchr(b, '\n', (size_t)r)) {
+                    stdin_line++;
+                }
+                continue;
+            }
+            if (c->state == ST_CLOSED) continue;
+            uint32_t e = evs[i].events;
+            if (e & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+                if (c->state == ST_CONNECTING && (e & EPOLLOUT)) on_writable(c);
+                if (c->state != ST_CLOSED) on_readable(c);
+            } else if (e & EPOLLOUT) {
+                on_writable(c);
+            }
+        }
+        now = now_ns();
+        switch (phase) {
+        case PH_SETUP: {
+            long in_progress = st.sub_started - st.sub_ok - st.sub_failed;
+            while (st.sub_started < cfg.subs && in_progress < cfg.concurrency) {
+                conn *c = &subs_arr[st.sub_started++];
+                if (conn_open(c) < 0) {
+                    c->state = ST_CLOSED;
+                    st.sub_failed++;
+                } else {
+                    in_progress++;
+                }
+            }
+            int subs_done = st.sub_ok + st.sub_failed >= cfg.subs;
+            if (subs_done && !pubs_started) {
+                pubs_started = 1;
+                for (int i = 0; i < cfg.pubs; i++)
+                    if (conn_open(&pubs_arr[i]) < 0) {
+                        pubs_arr[i].state = ST_CLOSED;
+                        st.pub_failed++;
+                    }
+            }
+            int pubs_done = pubs_started && st.pub_ok + st.pub_failed >= cfg.pubs;
+            if ((subs_done && pubs_done) || now > setup_deadline) {
+                setup_cpu1 = cpu_seconds();
+                print_setup();
+                phase = PH_WAIT_GO;
+                stdin_line = 0;
+            }
+            break;
+        }
+        case PH_WAIT_GO:
+            if (cfg.interactive && stdin_eof) {
+                phase = PH_WAIT_QUIT;
+                break;
+            }
+            if (!cfg.interactive || stdin_line) {
+                stdin_line = 0;
+                load_cpu0 = cpu_seconds();
+                t_load0 = now_ns();
+                t_warm = t_load0 + (uint64_t)(cfg.warmup * 1e9);
+                t_end = t_load0 + (uint64_t)(cfg.duration * 1e9);
+                if (cfg.mode == MODE_NONE) t_warm = t_load0;
+                next_due = t_load0;
+                phase = PH_LOAD;
+                if (cfg.mode == MODE_CLOSED) {
+                    for (int i = 0; i < cfg.pubs; i++) {
+                        conn *c = &pubs_arr[i];
+                        if (c->state != ST_READY) continue;
+                        for (int d = 0; d < cfg.depth; d++) pub_trigger(c);
+                        conn_flush(c);
+                    }
+                }
+            }
+            break;
+        case PH_LOAD:
+            if (cfg.mode == MODE_RATE) {
+                while (next_due <= now && now < t_end) {
+                    conn *best = NULL;
+                    for (int j = 0; j < cfg.pubs; j++) {
+                        conn *c = &pubs_arr[(rr + j) % cfg.pubs];
+                        if (c->state != ST_READY) continue;
+                        if (!best || c->fifo_n < best->fifo_n) best = c;
+                        if (c->fifo_n == 0) break;
+                    }
+                    rr++;
+                    if (!best) break;
+                    if (best->fifo_n) st.pipelined++;
+                    if (now - next_due > st.max_lag_ns) st.max_lag_ns = now - next_due;
+                    if (!pub_trigger(best)) break;
+                    conn_flush(best);
+                    rate_i++;
+                    next_due = t_load0 + (uint64_t)((double)rate_i * 1e9 / cfg.rate);
+                    now = now_ns();
+                }
+            }
+            if (now >= t_end) {
+                phase = PH_DRAIN;
+                drain_deadline = now + (uint64_t)(cfg.drain * 1e9);
+            }
+            break;
+        case PH_DRAIN: {
+            int inflight = 0;
+            for (int i = 0; i < cfg.pubs; i++)
+                if (pubs_arr[i].state == ST_READY) inflight += (int)pubs_arr[i].fifo_n;
+            uint64_t want = (uint64_t)st.status_200 * (uint64_t)st.sub_ok;
+            uint64_t got = st.deliveries - st.dups - st.unexpected;
+            uint64_t last = st.last_delivery_ns > t_end ? st.last_delivery_ns : t_end;
+            int quiet = now - last > 1000000000ull;
+            if ((inflight == 0 && (got >= want || quiet)) || now > drain_deadline ||
+                (cfg.mode == MODE_NONE)) {
+                print_result(cpu_seconds(), now);
+                phase = cfg.interactive ? PH_WAIT_QUIT : PH_EXIT;
+                stdin_line = 0;
+            }
+            break;
+        }
+        case PH_WAIT_QUIT:
+            if (!cfg.interactive || stdin_line || stdin_eof) phase = PH_EXIT;
+            break;
+        }
+    }
+    phase = PH_EXIT;
+    for (int i = 0; i < cfg.subs; i++) conn_close(&subs_arr[i], 1000);
+    for (int i = 0; i < cfg.pubs; i++) conn_close(&pubs_arr[i], 1000);
+    return 0;
+}

@@ -1,0 +1,738 @@
+#!/usr/bin/env python3
+"""Clarion benchmark driver.
+
+Starts a fresh server for every run, pinned to one core (`taskset -c 0`), and the C load generator
+(bench/loadgen) pinned to another (`taskset -c 1`), samples the server's CPU time
+(/proc/<pid>/stat utime+stime) and RSS (/proc/<pid>/status VmRSS) between the generator's phases,
+repeats each scenario R times and prints one markdown table row per scenario (medians over the
+repetitions; error counters are summed over them).
+
+Scenarios:
+  connections  N idle subscribed WebSocket connections: setup rate and server RSS per connection.
+  fanout-max   S subscribers on one channel, triggers over K keep-alive HTTP connections in a
+               closed loop: deliveries/s at the subscribers.
+  fanout-rate  S subscribers, a fixed delivery rate (triggers/s = deliveries/s / S): latency
+               p50/p99/max from a CLOCK_MONOTONIC send stamp in each event; lost/duplicates.
+  http         HTTP API triggers/s with a few subscribers (closed loop, K connections).
+
+Example:  bench/build.sh && bench/run.py --repeat 3
+Only 127.0.0.1 is ever loaded; every run is bounded in count and time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import resource
+import selectors
+import shlex
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+LOADGEN = HERE / "loadgen"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+APP_ID, APP_KEY, APP_SECRET = "123456", "bench-key", "bench-secret"
+LISTENING = re.compile(r"listening on ws://127\.0\.0\.1:(\d+)")
+
+
+# ---- /proc sampling ---------------------------------------------------------------------------
+
+
+def proc_cpu_s(pid: int) -> float:
+    """utime + stime of a process, in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        rest = f.read().rsplit(")", 1)[1].split()
+    # rest[0] is field 3 (state); utime and stime are fields 14 and 15.
+    return (int(rest[11]) + int(rest[12])) / CLK_TCK
+
+
+def proc_rss_kb(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def proc_runq_wait_s(pid: int) -> float:
+    """Time the process was runnable but waiting for a CPU (/proc/<pid>/schedstat, field 2):
+    on a shared machine, how much other work on its core held it back."""
+    try:
+        with open(f"/proc/{pid}/schedstat") as f:
+            return int(f.read().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+
+
+def core_times(core: int) -> tuple[float, float, float]:
+    """(busy, softirq, total) jiffies of one CPU from /proc/stat. Busy counts user, nice,
+    system, irq, softirq and steal: loopback TCP work done in softirq context is not always
+    charged to a process, and other processes may share the core."""
+    with open("/proc/stat") as f:
+        for line in f:
+            if line.startswith(f"cpu{core} "):
+                v = [int(x) for x in line.split()[1:]]
+                user, nice, system, idle, iowait, irq, softirq, steal = v[:8]
+                busy = user + nice + system + irq + softirq + steal
+                return busy, softirq, busy + idle + iowait
+    return float("nan"), float("nan"), float("nan")
+
+
+def core_busy_pct(a: tuple[float, float, float], b: tuple[float, float, float]) -> float:
+    total = b[2] - a[2]
+    return 100 * (b[0] - a[0]) / total if total > 0 else float("nan")
+
+
+@dataclass
+class Sample:
+    t: float
+    cpu_s: float
+    rss_kb: int
+    wait_s: float
+
+
+def sample(pid: int) -> Sample:
+    return Sample(time.monotonic(), proc_cpu_s(pid), proc_rss_kb(pid), proc_runq_wait_s(pid))
+
+
+def machine_info() -> dict[str, Any]:
+    model = "?"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    mem_kb = 0
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                mem_kb = int(line.split()[1])
+    return {
+        "nproc": os.cpu_count(),
+        "cpu_model": model,
+        "mem_gib": round(mem_kb / 1024 / 1024, 1),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "nofile": resource.getrlimit(resource.RLIMIT_NOFILE),
+    }
+
+
+def _raise_nofile() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+# ---- server -------------------------------------------------------------------------------------
+
+
+class Server:
+    """One `clarion serve` on 127.0.0.1, an ephemeral port, pinned with taskset."""
+
+    def __init__(self, args: argparse.Namespace, log_path: Path) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("CLARION_", "PUSHER_"))}
+        env.update(
+            PUSHER_APP_ID=APP_ID,
+            PUSHER_APP_KEY=APP_KEY,
+            PUSHER_APP_SECRET=APP_SECRET,
+            CLARION_APP_MAX_MESSAGE_SIZE_KB="100",
+        )
+        for item in args.server_env:
+            key, _, value = item.partition("=")
+            env[key] = value
+        self.cmd = [
+            "taskset", "-c", str(args.server_core), str(args.clarion),
+            "serve", "--host", "127.0.0.1", "--port", "0", "--log-level", args.server_log_level,
+        ]  # fmt: skip
+        self.log_path = log_path
+        self._log = open(log_path, "w")  # noqa: SIM115 - lives as long as the process
+        self.proc = subprocess.Popen(
+            self.cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            env=env,
+            text=True,
+            preexec_fn=_raise_nofile,
+            start_new_session=True,
+        )
+        self.pid = self.proc.pid  # taskset execs clarion: same pid
+        self.port = self._wait_listening(timeout=30.0)
+        # Keep draining stdout so the server can never block on a full pipe.
+        self._drain = threading.Thread(target=self._copy_stdout, daemon=True)
+        self._drain.start()
+
+    def _wait_listening(self, timeout: float) -> int:
+        assert self.proc.stdout is not None
+        sel = selectors.DefaultSelector()
+        sel.register(self.proc.stdout, selectors.EVENT_READ)
+        deadline = time.monotonic() + timeout
+        seen = []
+        while time.monotonic() < deadline:
+            if not sel.select(timeout=deadline - time.monotonic()):
+                continue
+            line = self.proc.stdout.readline()
+            if not line:
+                break
+            seen.append(line)
+            self._log.write("[stdout] " + line)
+            match = LISTENING.search(line)
+            if match:
+                return int(match.group(1))
+        self.stop()
+        raise RuntimeError(f"server did not start; stdout={seen!r}; see {self.log_path}")
+
+    def _copy_stdout(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self._log.write("[stdout] " + line)
+            self._log.flush()
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self) -> int | None:
+        """SIGTERM (graceful shutdown), then SIGKILL after 20 s. Returns the exit status."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        self._log.flush()
+        self._log.close()
+        return self.proc.returncode
+
+    def log_problems(self) -> list[str]:
+        """Lines of the server's stderr that report errors (log level is warning by default)."""
+        text = self.log_path.read_text(errors="replace")
+        return [
+            line
+            for line in text.splitlines()
+            if not line.startswith("[stdout]")
+            and re.search(r"\b(ERROR|CRITICAL|WARNING|Traceback|Exception)\b", line)
+        ]
+
+
+# ---- load generator ---------------------------------------------------------------------------
+
+
+class LoadGen:
+    def __init__(self, args: argparse.Namespace, port: int, extra: list[str], log_path: Path):
+        self.cmd = [
+            "taskset", "-c", str(args.gen_core), str(LOADGEN), "--port", str(port),
+            "--app-id", APP_ID, "--key", APP_KEY, "--secret", APP_SECRET,
+            "--payload", str(args.payload), "--concurrency", str(args.connect_concurrency),
+            "--interactive", *extra,
+        ]  # fmt: skip
+        self._err = open(log_path, "w")  # noqa: SIM115 - lives as long as the process
+        self.proc = subprocess.Popen(
+            self.cmd,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._err,
+            text=True,
+            preexec_fn=_raise_nofile,
+            start_new_session=True,
+        )
+        self.pid = self.proc.pid
+        assert self.proc.stdout is not None
+        self._sel = selectors.DefaultSelector()
+        self._sel.register(self.proc.stdout, selectors.EVENT_READ)
+
+    def expect(self, tag: str, timeout: float) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self._sel.select(timeout=max(0.0, deadline - time.monotonic())):
+                continue
+            line = self.proc.stdout.readline()
+            if not line:
+                raise RuntimeError(f"loadgen exited (status {self.proc.poll()}) before {tag}")
+            if line.startswith(tag + " "):
+                parsed: dict[str, Any] = json.loads(line[len(tag) + 1 :])
+                return parsed
+        raise RuntimeError(f"loadgen: no {tag} line within {timeout:.0f} s")
+
+    def proceed(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write("go\n")
+        self.proc.stdin.flush()
+
+    def finish(self) -> int | None:
+        try:
+            if self.proc.stdin is not None:
+                self.proc.stdin.close()
+            self.proc.wait(timeout=60)
+        except (subprocess.TimeoutExpired, BrokenPipeError):
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        self._err.close()
+        return self.proc.returncode
+
+
+# ---- scenarios ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Scenario:
+    name: str
+    kind: str  # "connections" or "messages"
+    subs: int
+    gen_args: list[str]
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+def build_scenarios(args: argparse.Namespace) -> list[Scenario]:
+    out: list[Scenario] = []
+    load = ["--duration", str(args.duration), "--warmup", str(args.warmup),
+            "--drain", str(args.drain)]  # fmt: skip
+    for name in args.scenarios:
+        if name == "connections":
+            for n in args.conns:
+                out.append(
+                    Scenario(
+                        f"connections N={n}",
+                        "connections",
+                        n,
+                        [
+                            "--subs",
+                            str(n),
+                            "--mode",
+                            "none",
+                            "--setup-timeout",
+                            "300",
+                            "--duration",
+                            str(args.conn_hold),
+                        ],
+                        {"N": n, "hold": args.conn_hold},
+                    )
+                )
+        elif name == "fanout-max":
+            for s in args.fanout_subs:
+                out.append(
+                    Scenario(
+                        f"fan-out max, {s} subs",
+                        "messages",
+                        s,
+                        [
+                            "--subs",
+                            str(s),
+                            "--pubs",
+                            str(args.publishers),
+                            "--depth",
+                            str(args.depth),
+                            "--mode",
+                            "closed",
+                            *load,
+                        ],
+                        {"pubs": args.publishers, "depth": args.depth},
+                    )
+                )
+        elif name == "fanout-rate":
+            for s in args.fanout_subs:
+                rate = args.fanout_deliveries / s
+                out.append(
+                    Scenario(
+                        f"fan-out {args.fanout_deliveries:,} deliv/s, {s} subs",
+                        "messages",
+                        s,
+                        [
+                            "--subs",
+                            str(s),
+                            "--pubs",
+                            str(args.publishers),
+                            "--mode",
+                            "rate",
+                            "--rate",
+                            repr(rate),
+                            *load,
+                        ],
+                        {"pubs": args.publishers, "rate": rate},
+                    )
+                )
+        elif name == "http":
+            s = args.http_subs
+            out.append(
+                Scenario(
+                    f"HTTP API triggers, {s} subs",
+                    "messages",
+                    s,
+                    [
+                        "--subs",
+                        str(s),
+                        "--pubs",
+                        str(args.http_publishers),
+                        "--depth",
+                        str(args.depth),
+                        "--mode",
+                        "closed",
+                        *load,
+                    ],
+                    {"pubs": args.http_publishers, "depth": args.depth},
+                )
+            )
+        else:
+            raise SystemExit(f"unknown scenario {name!r}")
+    return out
+
+
+def run_once(args: argparse.Namespace, sc: Scenario, rep: int, logdir: Path) -> dict[str, Any]:
+    tag = re.sub(r"[^a-z0-9]+", "-", sc.name.lower()).strip("-") + f"-r{rep}"
+    server = Server(args, logdir / f"{tag}.server.log")
+    gen: LoadGen | None = None
+    result: dict[str, Any] = {"scenario": sc.name, "rep": rep, "server_cmd": server.cmd}
+    try:
+        time.sleep(args.server_settle)
+        s0 = sample(server.pid)
+        gen = LoadGen(args, server.port, sc.gen_args, logdir / f"{tag}.loadgen.log")
+        result["gen_cmd"] = gen.cmd
+        setup = gen.expect("SETUP", timeout=330)
+        s1 = sample(server.pid)
+        time.sleep(args.rss_settle if sc.kind == "connections" else 0.2)
+        s1b = sample(server.pid)
+        gen.proceed()
+        c2 = core_times(args.server_core), core_times(args.gen_core)
+        s2 = sample(server.pid)
+        g2, gw2 = proc_cpu_s(gen.pid), proc_runq_wait_s(gen.pid)
+        res = gen.expect("RESULT", timeout=max(args.duration, args.conn_hold) + args.drain + 60)
+        s3 = sample(server.pid)
+        c3 = core_times(args.server_core), core_times(args.gen_core)
+        g3, gw3 = proc_cpu_s(gen.pid), proc_runq_wait_s(gen.pid)
+        result.update(setup=setup, load=res)
+        result["server"] = {
+            "rss_before_kb": s0.rss_kb,
+            "rss_after_setup_kb": s1b.rss_kb,
+            "rss_after_load_kb": s3.rss_kb,
+            "cpu_setup_s": s1.cpu_s - s0.cpu_s,
+            "cpu_load_s": s3.cpu_s - s2.cpu_s,
+            "load_wall_s": s3.t - s2.t,
+            "runq_wait_setup_s": s1.wait_s - s0.wait_s,
+            "runq_wait_load_s": s3.wait_s - s2.wait_s,
+        }
+        result["gen_proc_cpu_load_s"] = g3 - g2
+        result["gen_runq_wait_load_s"] = gw3 - gw2
+        result["cores_load"] = {
+            "server_core_busy_pct": core_busy_pct(c2[0], c3[0]),
+            "gen_core_busy_pct": core_busy_pct(c2[1], c3[1]),
+        }
+        gen.proceed()  # let it close its sockets (RST: no TIME_WAIT)
+        result["gen_status"] = gen.finish()
+        gen = None
+        result["server_alive_after"] = server.alive()
+    except Exception as error:  # a failed run is reported, not fatal
+        result["failure"] = f"{type(error).__name__}: {error}"
+        result["server_alive_after"] = server.alive()
+    finally:
+        if gen is not None:
+            gen.finish()
+        result["server_exit"] = server.stop()
+        result["server_log_problems"] = server.log_problems()[:20]
+        result["server_log"] = str(server.log_path)
+    return result
+
+
+# ---- metrics and reporting ----------------------------------------------------------------------
+
+
+def metrics(sc: Scenario, r: dict[str, Any]) -> dict[str, float]:
+    if "failure" in r:
+        return {}
+    setup, load, srv = r["setup"], r["load"], r["server"]
+    m: dict[str, float] = {}
+    if sc.kind == "connections":
+        ok = setup["subs_ok"]
+        m["ok"] = ok
+        m["setup_rate"] = setup["setup_rate"]
+        m["setup_s"] = setup["setup_s"]
+        m["rss_before_mib"] = srv["rss_before_kb"] / 1024
+        m["rss_after_mib"] = srv["rss_after_setup_kb"] / 1024
+        m["rss_per_conn_kib"] = (
+            (srv["rss_after_setup_kb"] - srv["rss_before_kb"]) / ok if ok else float("nan")
+        )
+        m["server_cpu_s"] = srv["cpu_setup_s"]
+        m["server_wait_pct"] = 100 * srv["runq_wait_setup_s"] / setup["setup_s"]
+        m["gen_cpu_s"] = setup["gen_cpu_s"]
+        m["idle_cpu_pct"] = 100 * srv["cpu_load_s"] / srv["load_wall_s"]
+        m["pings"] = load["pings_answered"]
+    else:
+        wall = srv["load_wall_s"] or float("nan")
+        m["triggers_per_s"] = load["triggers_per_s"]
+        m["deliveries_per_s"] = load["deliveries_per_s"]
+        m["p50"] = load["lat_p50_ms"]
+        m["p99"] = load["lat_p99_ms"]
+        m["max"] = load["lat_max_ms"]
+        m["server_cpu_pct"] = 100 * srv["cpu_load_s"] / wall
+        m["gen_cpu_pct"] = 100 * load["gen_cpu_s"] / load["load_wall_s"]
+        m["server_wait_pct"] = 100 * srv["runq_wait_load_s"] / wall
+        m["gen_wait_pct"] = 100 * r["gen_runq_wait_load_s"] / wall
+        m["server_core_pct"] = r["cores_load"]["server_core_busy_pct"]
+        m["gen_core_pct"] = r["cores_load"]["gen_core_busy_pct"]
+        m["server_cpu_s"] = srv["cpu_load_s"]
+        m["gen_cpu_s"] = load["gen_cpu_s"]
+        m["server_rss_mib"] = srv["rss_after_load_kb"] / 1024
+    return m
+
+
+def counters(sc: Scenario, r: dict[str, Any]) -> dict[str, int]:
+    """Correctness counters, summed over repetitions."""
+    c = {"failed_runs": int("failure" in r), "server_died": int(not r.get("server_alive_after"))}
+    c["log_problems"] = len(r.get("server_log_problems", []))
+    if "failure" in r:
+        return c
+    setup, load = r["setup"], r["load"]
+    c["setup_failed"] = setup["subs_failed"] + setup["pubs_failed"]
+    c["setup_timed_out"] = setup["timed_out"]
+    c["closed"] = load["sub_closed"] + load["pub_closed"]
+    c["pusher_errors"] = load["pusher_errors"]
+    if sc.kind == "messages":
+        c["lost"] = load["lost"]
+        c["dup"] = load["dup"]
+        c["non200"] = load["status_other"] + load["unanswered"]
+        c["unexpected"] = load["unexpected"] + load["unparsed"] + load["fragmented"]
+        c["seq_exhausted"] = load["seq_exhausted"]
+    return c
+
+
+def med(values: list[float]) -> float:
+    values = [v for v in values if v == v]
+    return statistics.median(values) if values else float("nan")
+
+
+def fmt(v: float, digits: int = 0) -> str:
+    if v != v:
+        return "-"
+    return f"{v:,.{digits}f}"
+
+
+def problems_cell(c: dict[str, int]) -> str:
+    bad = [f"{k}={v}" for k, v in c.items() if v and k not in ("lost", "dup", "non200")]
+    return ", ".join(bad) if bad else "none"
+
+
+CONN_HEADER = (
+    "| scenario | N ok | setup conn/s | setup s | RSS before MiB | RSS after MiB | RSS/conn KiB "
+    "| server CPU s | server runq wait % | gen CPU s | idle hold: server CPU % | pings answered "
+    "| problems |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+)
+MSG_HEADER = (
+    "| scenario | pubs | triggers/s | deliveries/s | p50 ms | p99 ms | max ms | lost | dup "
+    "| non-200 | server CPU % | server runq wait % | gen CPU % | cores busy % srv/gen "
+    "| server RSS MiB | problems |"
+    "\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+)
+
+
+def row(sc: Scenario, runs: list[dict[str, Any]]) -> str:
+    ms = [metrics(sc, r) for r in runs]
+    ms = [m for m in ms if m]
+    cs = [counters(sc, r) for r in runs]
+    total: dict[str, int] = {}
+    for c in cs:
+        for k, v in c.items():
+            total[k] = total.get(k, 0) + v
+
+    def g(key: str) -> float:
+        return med([m[key] for m in ms]) if ms else float("nan")
+
+    if sc.kind == "connections":
+        cells = [
+            sc.name, fmt(g("ok")), fmt(g("setup_rate")), fmt(g("setup_s"), 2),
+            fmt(g("rss_before_mib"), 1), fmt(g("rss_after_mib"), 1),
+            fmt(g("rss_per_conn_kib"), 2), fmt(g("server_cpu_s"), 2), fmt(g("server_wait_pct")),
+            fmt(g("gen_cpu_s"), 2),
+            f"{fmt(g('idle_cpu_pct'), 1)} ({sc.params['hold']:g} s)", fmt(g("pings")),
+            problems_cell(total),
+        ]  # fmt: skip
+    else:
+        pubs = f"{sc.params['pubs']}"
+        if "depth" in sc.params:
+            pubs += f" x{sc.params['depth']} closed"
+        else:
+            pubs += f" @{sc.params['rate']:g}/s"
+        notes = problems_cell(total)
+        if g("gen_cpu_pct") > 90:
+            notes += " (generator near saturation)"
+        cells = [
+            sc.name, pubs, fmt(g("triggers_per_s"), 1), fmt(g("deliveries_per_s")),
+            fmt(g("p50"), 2), fmt(g("p99"), 2), fmt(g("max"), 2),
+            str(total.get("lost", "-")), str(total.get("dup", "-")),
+            str(total.get("non200", "-")), fmt(g("server_cpu_pct")),
+            fmt(g("server_wait_pct")), fmt(g("gen_cpu_pct")),
+            f"{fmt(g('server_core_pct'))}/{fmt(g('gen_core_pct'))}",
+            fmt(g("server_rss_mib"), 1), notes,
+        ]  # fmt: skip
+    return "| " + " | ".join(cells) + " |"
+
+
+def parse_list(text: str) -> list[int]:
+    return [int(x) for x in text.split(",") if x]
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--scenarios",
+        default="connections,fanout-max,fanout-rate,http",
+        type=lambda s: s.split(","),
+        help="comma-separated: connections, fanout-max, fanout-rate, http [all]",
+    )
+    p.add_argument("--repeat", "-R", type=int, default=3, help="runs per scenario [3]")
+    p.add_argument(
+        "--conns",
+        type=parse_list,
+        default=[10000],
+        help="connections scenario: N, comma-separated (<= 19000) [10000]",
+    )
+    p.add_argument(
+        "--conn-hold",
+        type=float,
+        default=5.0,
+        help="connections: seconds to hold them idle after setup (server idle CPU; "
+        "over 30 s the server pings and the generator answers) [5]",
+    )
+    p.add_argument(
+        "--connect-concurrency",
+        type=int,
+        default=500,
+        help="handshakes in flight while connecting [500]",
+    )
+    p.add_argument(
+        "--fanout-subs",
+        type=parse_list,
+        default=[1000, 10000],
+        help="fan-out subscriber counts [1000,10000]",
+    )
+    p.add_argument(
+        "--fanout-deliveries",
+        type=int,
+        default=50000,
+        help="fixed-rate fan-out: deliveries/s (triggers/s = this / subs) [50000]",
+    )
+    p.add_argument(
+        "--publishers",
+        type=int,
+        default=4,
+        help="keep-alive HTTP connections for fan-out triggers [4]",
+    )
+    p.add_argument(
+        "--depth",
+        type=int,
+        default=1,
+        help="closed loop: requests in flight per HTTP connection [1]",
+    )
+    p.add_argument("--http-subs", type=int, default=10, help="http scenario: subscribers [10]")
+    p.add_argument(
+        "--http-publishers",
+        type=int,
+        default=8,
+        help="http scenario: keep-alive HTTP connections [8]",
+    )
+    p.add_argument("--duration", type=float, default=8.0, help="seconds of load per run [8]")
+    p.add_argument(
+        "--warmup",
+        type=float,
+        default=1.0,
+        help="seconds at the start of the load not counted in rates/latency [1]",
+    )
+    p.add_argument(
+        "--drain",
+        type=float,
+        default=15.0,
+        help="max seconds to wait for outstanding deliveries after the load [15]",
+    )
+    p.add_argument("--payload", type=int, default=64, help="event data bytes [64]")
+    p.add_argument("--server-core", type=int, default=0)
+    p.add_argument("--gen-core", type=int, default=1)
+    p.add_argument(
+        "--server-settle",
+        type=float,
+        default=1.0,
+        help="seconds between server start and the RSS-before sample [1]",
+    )
+    p.add_argument(
+        "--rss-settle",
+        type=float,
+        default=2.0,
+        help="connections: seconds after setup before the RSS-after sample [2]",
+    )
+    p.add_argument("--server-log-level", default="warning")
+    p.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra environment for the server (repeatable)",
+    )
+    p.add_argument("--clarion", type=Path, default=ROOT / ".venv" / "bin" / "clarion")
+    p.add_argument("--json", type=Path, help="write every run's raw results here")
+    p.add_argument("--log-dir", type=Path, help="server/loadgen logs [a new /tmp directory]")
+    args = p.parse_args()
+
+    if any(n > 19000 for n in args.conns):
+        p.error("--conns: at most 19000 (the open-file limit is 20000 per process)")
+    if args.repeat < 1 or args.duration <= args.warmup:
+        p.error("need --repeat >= 1 and --duration > --warmup")
+    if not LOADGEN.exists() or LOADGEN.stat().st_mtime < (HERE / "loadgen.c").stat().st_mtime:
+        subprocess.run([str(HERE / "build.sh")], check=True)
+    logdir = args.log_dir or Path(tempfile.mkdtemp(prefix="clarion-bench-"))
+    logdir.mkdir(parents=True, exist_ok=True)
+
+    info = machine_info()
+    print(f"# machine: {info['nproc']} CPUs, {info['cpu_model']}, {info['mem_gib']} GiB RAM, "
+          f"kernel {info['kernel']}, nofile {info['nofile']}", file=sys.stderr)  # fmt: skip
+    print(f"# command: {shlex.join(sys.argv)}", file=sys.stderr)
+    print(f"# logs: {logdir}", file=sys.stderr)
+
+    scenarios = build_scenarios(args)
+    all_runs: list[dict[str, Any]] = []
+    rows: dict[str, list[str]] = {"connections": [], "messages": []}
+    for sc in scenarios:
+        runs = []
+        for rep in range(args.repeat):
+            r = run_once(args, sc, rep, logdir)
+            runs.append(r)
+            all_runs.append(r)
+            m, c = metrics(sc, r), counters(sc, r)
+            brief = ", ".join(f"{k}={v:.4g}" for k, v in m.items())
+            bad = {k: v for k, v in c.items() if v}
+            print(f"# {sc.name} run {rep + 1}/{args.repeat}: {brief or r.get('failure')}"
+                  f"{'; ' + json.dumps(bad) if bad else ''}", file=sys.stderr)  # fmt: skip
+            for line in r.get("server_log_problems", [])[:5]:
+                print(f"#   server log: {line}", file=sys.stderr)
+        rows[sc.kind].append(row(sc, runs))
+
+    print(f"\nMedian of {args.repeat} run(s) per scenario; lost/dup/non-200/problems are totals "
+          f"over the runs.\n")  # fmt: skip
+    if rows["connections"]:
+        print(CONN_HEADER)
+        print("\n".join(rows["connections"]))
+        print()
+    if rows["messages"]:
+        print(MSG_HEADER)
+        print("\n".join(rows["messages"]))
+    if args.json:
+        args.json.write_text(
+            json.dumps({"machine": info, "argv": sys.argv, "runs": all_runs}, indent=1)
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
