@@ -61,6 +61,16 @@ class Settings:
 _SERVER_HINTS = typing.get_type_hints(ServerSettings)
 _APP_HINTS = typing.get_type_hints(App)
 _REQUIRED_APP_FIELDS = ("id", "key", "secret")
+_POSITIVE_APP_LIMITS = (
+    "max_message_size_kb",
+    "max_presence_members",
+    "max_presence_user_info_kb",
+    "max_user_id_length",
+    "max_channel_name_length",
+    "max_event_name_length",
+    "max_channels_per_trigger",
+    "max_batch_size",
+)
 
 
 def load(
@@ -165,10 +175,7 @@ def _build_app(values: dict[str, Any], where: str) -> App:
         raise ConfigError(f"{where}: missing {', '.join(missing)}")
     values.setdefault("name", str(values["id"]))
     app = App(**values)
-    for name in ("max_message_size_kb", "max_channel_name_length", "max_event_name_length"):
-        if getattr(app, name) <= 0:
-            raise ConfigError(f"{where}: {name} must be positive")
-    for name in ("max_presence_members", "max_channels_per_trigger", "max_batch_size"):
+    for name in _POSITIVE_APP_LIMITS:
         if getattr(app, name) <= 0:
             raise ConfigError(f"{where}: {name} must be positive")
     if app.max_connections < 0:

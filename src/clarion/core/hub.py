@@ -6,8 +6,6 @@ occupancy, connection counts) lives behind the store ports.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 from clarion.core.session import Session
 from clarion.types import AppId, SocketId
 
@@ -62,8 +60,3 @@ class Hub:
         if by_channel is None:
             return _NO_SUBSCRIBERS
         return by_channel.get(channel, _NO_SUBSCRIBERS)
-
-    def user_sessions(self, app_id: AppId, user_id: str) -> Iterator[Session]:
-        for session in self.sessions.values():
-            if session.app.id == app_id and session.user_id == user_id:
-                yield session

@@ -61,13 +61,3 @@ def test_channels_are_per_app() -> None:
     assert set(hub.subscribers(APP.id, "shared")) == {"1.1"}
     assert set(hub.subscribers(OTHER.id, "shared")) == {"2.2"}
     assert hub.subscribers(AppId("none"), "shared") == {}
-
-
-def test_user_sessions() -> None:
-    hub = Hub()
-    a, b, c = session("1.1"), session("2.2"), session("3.3", OTHER)
-    for s, user in ((a, "42"), (b, "7"), (c, "42")):
-        s.user_id = user
-        hub.add(s)
-    assert [s.socket_id for s in hub.user_sessions(APP.id, "42")] == ["1.1"]
-    assert list(hub.user_sessions(APP.id, "nobody")) == []
