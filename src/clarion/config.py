@@ -202,11 +202,17 @@ def _coerce(wanted: Any, value: Any) -> Any:
     if wanted is int:
         if isinstance(value, bool) or not isinstance(value, int | str):
             raise TypeError(f"expected an integer, got {value!r}")
-        return int(value)
+        try:
+            return int(value)
+        except ValueError:
+            raise ValueError(f"expected an integer, got {value!r}") from None
     if wanted is float:
         if isinstance(value, bool) or not isinstance(value, int | float | str):
             raise TypeError(f"expected a number, got {value!r}")
-        return float(value)
+        try:
+            return float(value)
+        except ValueError:
+            raise ValueError(f"expected a number, got {value!r}") from None
     if wanted is str or wanted == (str | None):
         if isinstance(value, int) and not isinstance(value, bool):
             return str(value)  # `id = 123` in TOML is a natural thing to write

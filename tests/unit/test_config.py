@@ -321,3 +321,15 @@ def test_settings_are_frozen_and_replace_server_copies() -> None:
     assert isinstance(changed, Settings)
     with pytest.raises(AttributeError):
         settings.server.port = 1  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "wanted"),
+    [("CLARION_PORT", "abc", "integer"), ("CLARION_PONG_TIMEOUT", "soon", "number")],
+)
+def test_unparsable_number_says_what_was_expected(name: str, value: str, wanted: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load(None, {name: value}, {})
+    assert str(caught.value) == f"{name}: expected an {wanted}, got {value!r}".replace(
+        "an number", "a number"
+    )
