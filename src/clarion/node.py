@@ -76,6 +76,7 @@ class Node:
         self.settings = settings or NodeSettings()
         self._log = logger or logging.getLogger("clarion.node")
         self._tasks: set[asyncio.Task[None]] = set()
+        self._pong = frame(codec.PONG)
         broker.bind(self.deliver)
 
     def now(self) -> float:
@@ -122,11 +123,12 @@ class Node:
 
     def on_message(self, session: Session, text: str) -> None:
         session.seen(self._clock())
-        if session.inbox is not None:
-            session.inbox.append(self._decode(session, text))
-            return
         msg = self._decode(session, text)
-        if msg is not None and not self._handle_now(session, msg):
+        if msg is None:
+            return
+        if session.inbox is not None:
+            session.inbox.append(msg)
+        elif not self._handle_now(session, msg):
             self._start_serial(session, msg)
 
     def on_close(self, session: Session) -> None:
@@ -158,7 +160,7 @@ class Node:
     def _handle_now(self, session: Session, msg: ClientMessage) -> bool:
         """Handle the messages that need no store; False for the ones that do."""
         if isinstance(msg, Ping):
-            session.conn.write(self._frame(codec.PONG))
+            session.conn.write(self._pong)
         elif isinstance(msg, Pong):
             pass
         elif isinstance(msg, ClientEvent):

@@ -700,3 +700,15 @@ def test_sweep_encodes_the_ping_once(h: NodeHarness) -> None:
     h.node.sweep()
     assert h.frame.calls - before == 1
     assert all(conn.events() == ["pusher:ping"] for conn in conns)
+
+
+async def test_bad_frame_while_a_subscribe_is_in_flight_keeps_the_session(h: NodeHarness) -> None:
+    """A frame that fails to decode is answered, not queued: only a close leaves channels."""
+    session, conn = connect(h)
+    await subscribe(h, session, "public-a")
+    send_subscribe(h, session, "public-b")  # starts a store-backed step
+    h.node.on_message(session, "not json")  # arrives while that step is queued
+    await h.node.drain()
+    assert set(session.channels) == {"public-a", "public-b"}
+    assert "pusher:error" in conn.events()
+    assert set(h.node.hub.subscribers(session.app.id, "public-a")) == {session.socket_id}
