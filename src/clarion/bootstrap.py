@@ -13,20 +13,39 @@ from dataclasses import dataclass, field
 from clarion.backends.memory import (
     MemoryAppStore,
     MemoryBroker,
+    MemoryCacheStore,
     MemoryChannelStore,
     MemoryPresenceStore,
+    MemoryUserStore,
 )
 from clarion.config import ServerSettings, Settings
 from clarion.node import Node, NodeSettings
 from clarion.protocol.errors import GOING_AWAY
 from clarion.transport.http_api import HttpApi
 from clarion.transport.server import ClientProtocol, ServerLimits, encode_text_frame
+from clarion.webhooks.dispatcher import DispatcherSettings, WebhookDispatcher
 
 # How often every socket's liveness is checked (reference 1.4 timers are in tens of seconds).
 SWEEP_INTERVAL_S = 1.0
 
 
-def build_node(settings: Settings, logger: logging.Logger) -> Node:
+def build_webhooks(server: ServerSettings, logger: logging.Logger) -> WebhookDispatcher:
+    return WebhookDispatcher(
+        DispatcherSettings(
+            batch_window_s=server.webhook_batch_ms / 1000,
+            batch_max=server.webhook_batch_max,
+            holdback_s=server.webhook_holdback_s,
+            retry_initial_s=server.webhook_retry_initial_s,
+            retry_max_s=server.webhook_retry_max_s,
+            retry_period_s=server.webhook_retry_period_s,
+            timeout_s=server.webhook_timeout_s,
+            queue_max=server.webhook_queue_max,
+        ),
+        logger=logger.getChild("webhooks"),
+    )
+
+
+def build_node(settings: Settings, logger: logging.Logger, webhooks: WebhookDispatcher) -> Node:
     loop = asyncio.get_running_loop()
     server = settings.server
     return Node(
@@ -34,6 +53,9 @@ def build_node(settings: Settings, logger: logging.Logger) -> Node:
         broker=MemoryBroker(),
         presence=MemoryPresenceStore(),
         channels=MemoryChannelStore(),
+        users=MemoryUserStore(),
+        cache=MemoryCacheStore(loop.time),
+        webhooks=webhooks,
         frame=encode_text_frame,
         clock=loop.time,
         settings=NodeSettings(
@@ -75,6 +97,7 @@ class RunningServer:
     node: Node
     server: asyncio.Server
     settings: Settings
+    webhooks: WebhookDispatcher
     sweeper: asyncio.TimerHandle | None = None
     connections: Connections = field(default_factory=Connections)
 
@@ -97,12 +120,17 @@ class RunningServer:
                 await self.node.drain()
         for protocol in self.connections.snapshot():
             protocol.abort()
+        await self.node.drain()
+        # Vacated/member_removed webhooks of the sockets just closed are released now.
+        await self.webhooks.close(self.settings.server.shutdown_timeout)
         await self.server.wait_closed()
 
 
 async def start(settings: Settings, logger: logging.Logger | None = None) -> RunningServer:
     log = logger or logging.getLogger("clarion")
-    node = build_node(settings, log)
+    webhooks = build_webhooks(settings.server, log)
+    await webhooks.start()
+    node = build_node(settings, log, webhooks)
     api = HttpApi(node)
     server_settings = settings.server
     limits = ServerLimits(
@@ -124,7 +152,7 @@ async def start(settings: Settings, logger: logging.Logger | None = None) -> Run
         reuse_address=True,
         backlog=4096,
     )
-    running = RunningServer(node=node, server=server, settings=settings)
+    running = RunningServer(node=node, server=server, settings=settings, webhooks=webhooks)
     _schedule_sweep(running, loop)
     return running
 

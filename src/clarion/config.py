@@ -13,6 +13,7 @@ Environment:
 from __future__ import annotations
 
 import dataclasses
+import json
 import secrets
 import tomllib
 import typing
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from clarion.core.apps import App
+from clarion.core.apps import WEBHOOK_EVENT_TYPES, App, Webhook
 from clarion.types import AppId, AppKey
 
 
@@ -48,6 +49,22 @@ class ServerSettings:
     # Unsent output a client may accumulate before it is closed with 4101 (slow consumer).
     max_pending_kb: int = 1024
     log_level: str = "info"
+    # Webhooks (reference 6): events wait up to `webhook_batch_ms` to share one request of at
+    # most `webhook_batch_max` events; channel_vacated / member_removed are held back
+    # `webhook_holdback_s` and dropped if the channel / member comes back meanwhile.
+    webhook_batch_ms: int = 250
+    webhook_batch_max: int = 50
+    webhook_holdback_s: float = 3.0
+    # A failed delivery (non-2xx, timeout, refused) is retried with exponential back-off from
+    # `webhook_retry_initial_s` up to `webhook_retry_max_s` between tries, for
+    # `webhook_retry_period_s` in all (Pusher: 5 minutes), then dropped and logged.
+    webhook_retry_initial_s: float = 1.0
+    webhook_retry_max_s: float = 60.0
+    webhook_retry_period_s: float = 300.0
+    webhook_timeout_s: float = 10.0
+    # Events waiting for delivery, all endpoints together; past it new ones are dropped,
+    # counted and logged.
+    webhook_queue_max: int = 10000
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +87,10 @@ _POSITIVE_APP_LIMITS = (
     "max_event_name_length",
     "max_channels_per_trigger",
     "max_batch_size",
+    "max_client_events_per_second",
+    "max_watchlist_size",
+    "user_authentication_timeout",
+    "cache_ttl_seconds",
 )
 
 
@@ -178,8 +199,9 @@ def _build_app(values: dict[str, Any], where: str) -> App:
     for name in _POSITIVE_APP_LIMITS:
         if getattr(app, name) <= 0:
             raise ConfigError(f"{where}: {name} must be positive")
-    if app.max_connections < 0:
-        raise ConfigError(f"{where}: max_connections must be 0 (unlimited) or positive")
+    for name in ("max_connections", "max_api_requests_per_second", "max_channels_per_connection"):
+        if getattr(app, name) < 0:
+            raise ConfigError(f"{where}: {name} must be 0 (unlimited) or positive")
     return app
 
 
@@ -219,6 +241,8 @@ def _coerce(wanted: Any, value: Any) -> Any:
         if not isinstance(value, str):
             raise TypeError(f"expected a string, got {value!r}")
         return value
+    if wanted == tuple[Webhook, ...]:
+        return _webhooks(value)
     if wanted == tuple[str, ...]:
         if isinstance(value, str):
             return tuple(v.strip() for v in value.split(",") if v.strip())
@@ -226,6 +250,37 @@ def _coerce(wanted: Any, value: Any) -> Any:
             raise TypeError(f"expected a list of strings, got {value!r}")
         return tuple(value)
     raise TypeError(f"unsupported setting type {wanted!r}")
+
+
+def _webhooks(value: Any) -> tuple[Webhook, ...]:
+    """`[[apps.webhooks]]` tables in TOML, or the same as a JSON array in the environment."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise ValueError("expected a JSON array of {url, event_types} objects") from None
+    if not isinstance(value, list):
+        raise TypeError("expected a list of {url, event_types} tables")
+    return tuple(_webhook(entry, index) for index, entry in enumerate(value))
+
+
+def _webhook(entry: Any, index: int) -> Webhook:
+    if not isinstance(entry, dict):
+        raise TypeError(f"webhooks[{index}] must be a table with url and event_types")
+    unknown = set(entry) - {"url", "event_types"}
+    if unknown:
+        raise ValueError(f"webhooks[{index}]: unknown key(s) {sorted(unknown)}")
+    url = entry.get("url")
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        raise ValueError(f"webhooks[{index}].url must be an http:// or https:// URL, got {url!r}")
+    types = entry.get("event_types", [])
+    if not isinstance(types, list) or not all(isinstance(t, str) for t in types):
+        raise TypeError(f"webhooks[{index}].event_types must be a list of event names")
+    bad = sorted(set(types) - WEBHOOK_EVENT_TYPES)
+    if bad:
+        known = ", ".join(sorted(WEBHOOK_EVENT_TYPES))
+        raise ValueError(f"webhooks[{index}]: unknown event type(s) {bad}; known: {known}")
+    return Webhook(url, frozenset(types))
 
 
 def _to_bool(value: Any) -> bool:
@@ -245,8 +300,24 @@ def _check_server(server: ServerSettings) -> None:
         raise ConfigError("activity_timeout must be positive (pusher-js refuses 0)")
     if bool(server.ssl_cert) != bool(server.ssl_key):
         raise ConfigError("ssl_cert and ssl_key must be given together")
+    _check_webhook_settings(server)
     if server.log_level.lower() not in ("debug", "info", "warning", "error"):
         raise ConfigError(f"log_level must be debug, info, warning or error: {server.log_level}")
+
+
+def _check_webhook_settings(server: ServerSettings) -> None:
+    for name in (
+        "webhook_batch_max",
+        "webhook_queue_max",
+        "webhook_retry_initial_s",
+        "webhook_retry_max_s",
+        "webhook_timeout_s",
+    ):
+        if getattr(server, name) <= 0:
+            raise ConfigError(f"{name} must be positive")
+    for name in ("webhook_batch_ms", "webhook_holdback_s", "webhook_retry_period_s"):
+        if getattr(server, name) < 0:
+            raise ConfigError(f"{name} must not be negative")
 
 
 def _check_unique(apps: list[App]) -> None:

@@ -17,18 +17,36 @@ from dataclasses import dataclass
 from typing import Any
 
 from clarion.core.apps import App
-from clarion.core.envelope import Envelope
+from clarion.core.envelope import Envelope, Target
 from clarion.core.hub import Hub
 from clarion.core.session import (
     Authorized,
     Liveness,
     Session,
     authorize_client_event,
+    authorize_signin,
     authorize_subscribe,
 )
-from clarion.ports import AppStore, Broker, ChannelStore, Connection, PresenceStore
+from clarion.ports import (
+    AppStore,
+    Broker,
+    CachedEvent,
+    CacheStore,
+    ChannelStore,
+    Connection,
+    PresenceStore,
+    UserStore,
+    WebhookSink,
+)
 from clarion.protocol import codec
 from clarion.protocol import errors as codes
+from clarion.protocol import webhooks as hooks
+from clarion.protocol.channels import (
+    SERVER_TO_USER_PREFIX,
+    ChannelKind,
+    channel_kind,
+    is_cache_channel,
+)
 from clarion.protocol.errors import ConnectionRefused, PusherError, SubscriptionError
 from clarion.protocol.messages import (
     ClientEvent,
@@ -39,10 +57,14 @@ from clarion.protocol.messages import (
     Subscribe,
     Unsubscribe,
 )
+from clarion.protocol.webhooks import WebhookEvent
 from clarion.types import AppId, SocketId
 
 # Reference 1.7: every current client sends 7; 5 and 6 differ only in details we also honour.
 SUPPORTED_PROTOCOLS = range(5, 8)
+# Reference 2.7: above 100 subscribers, subscription_count goes out at most once per 5 s.
+SUBSCRIPTION_COUNT_THROTTLE_ABOVE = 100
+SUBSCRIPTION_COUNT_INTERVAL_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +83,9 @@ class Node:
         broker: Broker,
         presence: PresenceStore,
         channels: ChannelStore,
+        users: UserStore,
+        cache: CacheStore,
+        webhooks: WebhookSink,
         frame: Callable[[str], bytes],
         clock: Callable[[], float],
         settings: NodeSettings | None = None,
@@ -71,12 +96,19 @@ class Node:
         self._broker = broker
         self._presence = presence
         self._channels = channels
+        self._users = users
+        self._cache = cache
+        self._webhooks = webhooks
         self._frame = frame
         self._clock = clock
         self.settings = settings or NodeSettings()
         self._log = logger or logging.getLogger("clarion.node")
         self._tasks: set[asyncio.Task[None]] = set()
         self._pong = frame(codec.PONG)
+        # Reference 2.7 throttle: when each channel's count was last sent, and which have a
+        # deferred send scheduled.
+        self._count_sent: dict[tuple[AppId, str], float] = {}
+        self._count_due: set[tuple[AppId, str]] = set()
         broker.bind(self.deliver)
 
     def now(self) -> float:
@@ -139,7 +171,7 @@ class Node:
         self.hub.remove(session)
         if session.inbox is not None:
             session.inbox.append(None)
-        elif session.channels:
+        elif session.channels or session.user_id is not None:
             self._start_serial(session, None)
 
     def report(self, session: Session, error: PusherError) -> None:
@@ -165,19 +197,28 @@ class Node:
             pass
         elif isinstance(msg, ClientEvent):
             self._client_event(session, msg)
-        elif isinstance(msg, Signin):
-            self.report(session, PusherError(None, "User authentication is not supported yet"))
         else:
             return False
         return True
 
     def _client_event(self, session: Session, msg: ClientEvent) -> None:
         try:
-            envelope = authorize_client_event(session, msg)
+            envelope = authorize_client_event(session, msg, self._clock())
         except PusherError as error:
             self.report(session, error)
             return
         self.publish(envelope)
+        self._webhook(
+            session.app,
+            WebhookEvent(
+                hooks.CLIENT_EVENT,
+                envelope.channel,
+                user_id=envelope.user_id,
+                event=envelope.event,
+                data=envelope.data,
+                socket_id=session.socket_id,
+            ),
+        )
 
     def _start_serial(self, session: Session, first: ClientMessage | None) -> None:
         session.inbox = deque()
@@ -200,7 +241,7 @@ class Node:
                 item = inbox.popleft()
         finally:
             session.inbox = None
-            if session.closed and session.channels:
+            if session.closed and (session.channels or session.user_id is not None):
                 await self._leave_all(session)
 
     async def _handle_stored(self, session: Session, msg: ClientMessage) -> None:
@@ -210,47 +251,75 @@ class Node:
             await self._subscribe(session, msg)
         elif isinstance(msg, Unsubscribe):
             await self._unsubscribe(session, msg.channel)
+        elif isinstance(msg, Signin):
+            await self._signin(session, msg)
 
     async def _subscribe(self, session: Session, msg: Subscribe) -> None:
         try:
             granted = authorize_subscribe(session, msg)
-            roster = await self._join_presence(session, granted)
+            first_member = await self._join_presence(session, granted)
         except SubscriptionError as error:
             self._refuse_subscription(session, error)
             return
         except PusherError as error:
             self.report(session, error)
             return
-        await self._channels.add(session.app.id, granted.channel, session.socket_id)
-        member_id = granted.member.user_id if granted.member else None
-        self.hub.subscribe(session, granted.channel, member_id)
-        data = codec.presence_roster(roster) if roster is not None else "{}"
-        session.conn.write(self._frame(codec.subscription_succeeded(granted.channel, data)))
+        app, channel = session.app, granted.channel
+        if granted.kind is ChannelKind.SERVER_TO_USER:
+            # Reference 2.10: delivered through the user index, so not a channel subscriber.
+            session.channels[channel] = None
+            session.conn.write(self._frame(codec.subscription_succeeded(channel)))
+            return
+        count = await self._channels.add(app.id, channel, session.socket_id)
+        member = granted.member
+        self.hub.subscribe(session, channel, member.user_id if member else None)
+        if member is not None:
+            roster = await self._presence.members(app.id, channel)
+            data = codec.presence_roster(roster)
+        else:
+            data = "{}"
+        session.conn.write(self._frame(codec.subscription_succeeded(channel, data)))
+        if count == 1:
+            self._webhook(app, WebhookEvent(hooks.CHANNEL_OCCUPIED, channel))
+        if member is not None and first_member:
+            # Reference 2.6 / 6: a user's first socket in the channel; others see it joined.
+            added = codec.member_added_data(member.user_id, member.user_info)
+            self.publish(
+                Envelope(app.id, channel, "pusher_internal:member_added", added, session.socket_id)
+            )
+            self._webhook(app, WebhookEvent(hooks.MEMBER_ADDED, channel, user_id=member.user_id))
+        if is_cache_channel(channel):
+            await self._send_cached(session, channel)
+        self._subscription_count_changed(app, channel, count)
 
-    async def _join_presence(self, session: Session, granted: Authorized) -> dict[str, Any] | None:
-        """Add the member; publish `member_added` for a user's first socket (reference 2.6)."""
+    async def _join_presence(self, session: Session, granted: Authorized) -> bool:
+        """Add the member within the app's limit; True for the user's first socket (2.6)."""
         member = granted.member
         if member is None:
-            return None
+            return False
         app, channel = session.app, granted.channel
-        members = await self._presence.members(app.id, channel)
-        if member.user_id not in members and len(members) >= app.max_presence_members:
-            raise SubscriptionError(
-                channel,
-                "LimitReached",
-                f"Presence channel is full ({app.max_presence_members} members)",
-                4100,
-            )
-        first = await self._presence.join(
+        limit = app.max_presence_members
+        if await self._presence.count(app.id, channel) >= limit:
+            members = await self._presence.members(app.id, channel)
+            if member.user_id not in members:
+                raise SubscriptionError(
+                    channel, "LimitReached", f"Presence channel is full ({limit} members)", 4100
+                )
+        return await self._presence.join(
             app.id, channel, member.user_id, session.socket_id, member.user_info
         )
-        members[member.user_id] = member.user_info
-        if first:
-            data = codec.member_added_data(member.user_id, member.user_info)
-            self.publish(
-                Envelope(app.id, channel, "pusher_internal:member_added", data, session.socket_id)
-            )
-        return members
+
+    async def _send_cached(self, session: Session, channel: str) -> None:
+        """Reference 2.8: the last event, or `pusher:cache_miss` (and its webhook)."""
+        cached = await self._cache.get(session.app.id, channel)
+        if session.closed:
+            return
+        if cached is None:
+            session.conn.write(self._frame(codec.cache_miss(channel)))
+            self._webhook(session.app, WebhookEvent(hooks.CACHE_MISS, channel))
+        else:
+            frame = codec.channel_event(cached.event, channel, cached.data)
+            session.conn.write(self._frame(frame))
 
     def _refuse_subscription(self, session: Session, error: SubscriptionError) -> None:
         """Reference 2.5: `pusher:error` (Pusher's form) and `pusher:subscription_error`
@@ -268,19 +337,119 @@ class Node:
             return
         member_id = session.channels[channel]
         self.hub.unsubscribe(session, channel)
-        await self._channels.remove(session.app.id, channel, session.socket_id)
+        if channel_kind(channel) is ChannelKind.SERVER_TO_USER:
+            return
+        app = session.app
+        count = await self._channels.remove(app.id, channel, session.socket_id)
         if member_id is not None:
             await self._leave_presence(session, channel, member_id)
+        if count == 0:
+            self._webhook(app, WebhookEvent(hooks.CHANNEL_VACATED, channel))
+        self._subscription_count_changed(app, channel, count)
 
     async def _leave_presence(self, session: Session, channel: str, user_id: str) -> None:
-        app_id = session.app.id
-        if await self._presence.leave(app_id, channel, user_id, session.socket_id):
+        app = session.app
+        if await self._presence.leave(app.id, channel, user_id, session.socket_id):
             data = codec.member_removed_data(user_id)
-            self.publish(Envelope(app_id, channel, "pusher_internal:member_removed", data))
+            self.publish(Envelope(app.id, channel, "pusher_internal:member_removed", data))
+            self._webhook(app, WebhookEvent(hooks.MEMBER_REMOVED, channel, user_id=user_id))
 
     async def _leave_all(self, session: Session) -> None:
         for channel in list(session.channels):
             await self._unsubscribe(session, channel)
+        await self._sign_out(session)
+
+    # ---- users (reference 3.2-3.4) ----------------------------------------------------
+
+    async def _signin(self, session: Session, msg: Signin) -> None:
+        try:
+            signed = authorize_signin(session, msg)
+        except PusherError as error:
+            self.report(session, error)
+            return
+        app = session.app
+        again = session.user_id == signed.user_id
+        session.user_info = signed.user_info
+        self.hub.sign_in(session, signed.user_id, signed.watchlist)
+        came_online = False
+        if not again:
+            came_online = await self._users.sign_in(app.id, signed.user_id, session.socket_id)
+        if session.closed:
+            return
+        session.conn.write(self._frame(codec.signin_success(signed.user_data)))
+        if signed.watchlist_truncated:
+            message = f"Watchlist limit exceeded: only the first {app.max_watchlist_size} ids count"
+            self.report(session, PusherError(codes.WATCHLIST_LIMIT, message))
+        if signed.watchlist:
+            online = await self._users.online(app.id, signed.watchlist)
+            if not session.closed:
+                session.conn.write(self._frame(codec.watchlist_events("online", online)))
+        if came_online:
+            self._publish_presence_of(app, signed.user_id, "online")
+
+    async def _sign_out(self, session: Session) -> None:
+        user_id = session.user_id
+        if user_id is None:
+            return
+        session.user_id = None
+        app = session.app
+        if await self._users.sign_out(app.id, user_id, session.socket_id):
+            self._publish_presence_of(app, user_id, "offline")
+
+    def _publish_presence_of(self, app: App, user_id: str, name: str) -> None:
+        """Reference 3.3: tell every watcher (on every node) the user went online/offline."""
+        self.publish(Envelope(app.id, "", name, "", user_id=user_id, target=Target.WATCHERS))
+
+    def terminate_user(self, app: App, user_id: str) -> None:
+        """Reference 3.4: close every socket signed in as the user, on every node."""
+        self.publish(Envelope(app.id, "", "", "", user_id=user_id, target=Target.TERMINATE_USER))
+
+    # ---- subscription counts (reference 2.7) ------------------------------------------
+
+    def _subscription_count_changed(self, app: App, channel: str, count: int) -> None:
+        if channel_kind(channel) is ChannelKind.PRESENCE:
+            return
+        if not (app.enable_subscription_count or app.wants_webhook(hooks.SUBSCRIPTION_COUNT)):
+            return
+        key = (app.id, channel)
+        now = self._clock()
+        last = self._count_sent.get(key)
+        throttled = count > SUBSCRIPTION_COUNT_THROTTLE_ABOVE and last is not None
+        if throttled and last is not None and now - last < SUBSCRIPTION_COUNT_INTERVAL_S:
+            if key not in self._count_due:
+                self._count_due.add(key)
+                delay = last + SUBSCRIPTION_COUNT_INTERVAL_S - now
+                asyncio.get_running_loop().call_later(delay, self._spawn_count_flush, key)
+            return
+        self._send_count(app, channel, count, now)
+
+    def _spawn_count_flush(self, key: tuple[AppId, str]) -> None:
+        self._spawn(self._flush_count(key))
+
+    async def _flush_count(self, key: tuple[AppId, str]) -> None:
+        self._count_due.discard(key)
+        app = self.apps.by_id(key[0])
+        if app is None:
+            return
+        count = await self._channels.count(app.id, key[1])
+        self._send_count(app, key[1], count, self._clock())
+
+    def _send_count(self, app: App, channel: str, count: int, now: float) -> None:
+        key = (app.id, channel)
+        if count:
+            self._count_sent[key] = now
+        else:
+            self._count_sent.pop(key, None)
+        if app.enable_subscription_count and count:
+            data = codec.subscription_count_data(count)
+            self.publish(Envelope(app.id, channel, "pusher_internal:subscription_count", data))
+        self._webhook(
+            app, WebhookEvent(hooks.SUBSCRIPTION_COUNT, channel, subscription_count=count)
+        )
+
+    def _webhook(self, app: App, event: WebhookEvent) -> None:
+        if app.webhooks:
+            self._webhooks.emit(app, event)
 
     # ---- the fan-out path -------------------------------------------------------------
 
@@ -289,25 +458,59 @@ class Node:
 
     def deliver(self, envelope: Envelope) -> None:
         """Called by the broker on every node: encode once, write the same bytes to each."""
-        subscribers = self.hub.subscribers(envelope.app_id, envelope.channel)
+        if envelope.target is Target.CHANNEL:
+            self._deliver_to_channel(envelope)
+        elif envelope.target is Target.WATCHERS:
+            self._deliver_to_watchers(envelope)
+        else:
+            self._terminate_local(envelope)
+
+    def _deliver_to_channel(self, envelope: Envelope) -> None:
+        channel = envelope.channel
+        if channel.startswith(SERVER_TO_USER_PREFIX):
+            user_id = channel[len(SERVER_TO_USER_PREFIX) :]
+            subscribers = self.hub.user_sessions(envelope.app_id, user_id)
+        else:
+            subscribers = self.hub.subscribers(envelope.app_id, channel)
         if not subscribers:
             return
-        text = codec.channel_event(
-            envelope.event, envelope.channel, envelope.data, envelope.user_id
-        )
+        text = codec.channel_event(envelope.event, channel, envelope.data, envelope.user_id)
         frame = self._frame(text)
         excluded = envelope.exclude_socket_id
         for socket_id, session in subscribers.items():
             if socket_id != excluded:
                 session.conn.write(frame)
 
+    def _deliver_to_watchers(self, envelope: Envelope) -> None:
+        assert envelope.user_id is not None
+        watchers = self.hub.watchers(envelope.app_id, envelope.user_id)
+        if not watchers:
+            return
+        frame = self._frame(codec.watchlist_events(envelope.event, [envelope.user_id]))
+        for session in watchers.values():
+            session.conn.write(frame)
+
+    def _terminate_local(self, envelope: Envelope) -> None:
+        assert envelope.user_id is not None
+        sessions = self.hub.user_sessions(envelope.app_id, envelope.user_id)
+        # Reference 3.4: 4009, so pusher-js stays disconnected instead of signing in again.
+        refused = ConnectionRefused(codes.UNAUTHORIZED, "Connection terminated by the app")
+        for session in list(sessions.values()):
+            self.report(session, refused)
+
     # ---- HTTP API queries -------------------------------------------------------------
 
-    def trigger(
+    async def trigger(
         self, app: App, channels: Iterable[str], event: str, data: str, exclude: SocketId | None
     ) -> None:
         for channel in channels:
+            if is_cache_channel(channel):
+                # Reference 2.8: kept before it is published, so no subscriber misses both.
+                await self._cache.put(app.id, channel, event, data, app.cache_ttl_seconds)
             self.publish(Envelope(app.id, channel, event, data, exclude))
+
+    async def cached(self, app_id: AppId, channel: str) -> CachedEvent | None:
+        return await self._cache.get(app_id, channel)
 
     async def subscription_count(self, app_id: AppId, channel: str) -> int:
         return await self._channels.count(app_id, channel)
@@ -338,6 +541,23 @@ class Node:
                     session,
                     ConnectionRefused(codes.PONG_NOT_RECEIVED, "Pong reply not received in time"),
                 )
+            elif self._unauthorized_too_long(session, now):
+                self.report(
+                    session,
+                    ConnectionRefused(
+                        codes.UNAUTHORIZED, "Connection not authorized within timeout"
+                    ),
+                )
+
+    @staticmethod
+    def _unauthorized_too_long(session: Session, now: float) -> bool:
+        """Reference 3.2 "authorized connections", when the app asks for them."""
+        app = session.app
+        return (
+            app.enable_user_authentication
+            and now - session.opened_at >= app.user_authentication_timeout
+            and not session.is_authorized()
+        )
 
     def close_all(self, code: int, reason: str) -> None:
         """Tell every client to go (4200: reconnect at once, to another node)."""

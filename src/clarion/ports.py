@@ -7,10 +7,12 @@ are the embedded default and what unit tests use.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from clarion.core.apps import App
 from clarion.core.envelope import Envelope
+from clarion.protocol.webhooks import WebhookEvent
 from clarion.types import AppId
 
 
@@ -84,3 +86,42 @@ class AppStore(Protocol):
     def by_id(self, app_id: str) -> App | None: ...
 
     def all(self) -> Iterable[App]: ...
+
+
+class UserStore(Protocol):
+    """Signed-in users per app, exact across the cluster (reference 3.2, 3.3).
+
+    `sign_in` answers True only for a user's first socket (the user comes online), `sign_out`
+    only for the last (the user goes offline); both are idempotent per socket id.
+    """
+
+    async def sign_in(self, app_id: AppId, user_id: str, socket_id: str) -> bool: ...
+
+    async def sign_out(self, app_id: AppId, user_id: str, socket_id: str) -> bool: ...
+
+    async def online(self, app_id: AppId, user_ids: Iterable[str]) -> list[str]:
+        """The ids of `user_ids` that have at least one signed-in socket, in the given order."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class CachedEvent:
+    event: str
+    data: str
+    ttl_seconds: int  # left before it expires
+
+
+class CacheStore(Protocol):
+    """The last HTTP API event of each cache channel (reference 2.8), shared by the cluster."""
+
+    async def put(self, app_id: AppId, channel: str, event: str, data: str, ttl: int) -> None: ...
+
+    async def get(self, app_id: AppId, channel: str) -> CachedEvent | None: ...
+
+
+class WebhookSink(Protocol):
+    """Where the node hands webhook events (reference 6). `emit` never blocks nor raises: the
+    implementation filters by the app's endpoints, holds back and cancels vacated/removed
+    events, batches, signs, delivers and retries in the background."""
+
+    def emit(self, app: App, event: WebhookEvent) -> None: ...

@@ -8,11 +8,14 @@ from typing import Any
 from clarion.backends.memory import (
     MemoryAppStore,
     MemoryBroker,
+    MemoryCacheStore,
     MemoryChannelStore,
     MemoryPresenceStore,
+    MemoryUserStore,
 )
 from clarion.core.apps import App
 from clarion.node import Node, NodeSettings
+from clarion.protocol.webhooks import WebhookEvent
 from clarion.types import AppId, AppKey
 
 
@@ -97,6 +100,19 @@ class CountingFrame:
         return text.encode()
 
 
+class RecordingWebhooks:
+    """The WebhookSink port, recording what the node emits (delivery is tested on its own)."""
+
+    def __init__(self) -> None:
+        self.emitted: list[tuple[str, WebhookEvent]] = []
+
+    def emit(self, app: App, event: WebhookEvent) -> None:
+        self.emitted.append((app.id, event))
+
+    def names(self) -> list[str]:
+        return [event.name for _, event in self.emitted]
+
+
 class NodeHarness:
     """A Node wired to the memory backends, a fake clock and a counting frame function."""
 
@@ -107,11 +123,17 @@ class NodeHarness:
         self.broker = MemoryBroker()
         self.presence = MemoryPresenceStore()
         self.channels = MemoryChannelStore()
+        self.users = MemoryUserStore()
+        self.cache = MemoryCacheStore(self.clock)
+        self.webhooks = RecordingWebhooks()
         self.node = Node(
             apps=MemoryAppStore(self.apps),
             broker=self.broker,
             presence=self.presence,
             channels=self.channels,
+            users=self.users,
+            cache=self.cache,
+            webhooks=self.webhooks,
             frame=self.frame,
             clock=self.clock,
             settings=settings,

@@ -324,7 +324,7 @@ async def test_unsubscribe(h: NodeHarness) -> None:
     assert conn.written == []  # no reply to unsubscribe
     assert session.channels == {}
     assert await h.node.subscription_count(AppId("app-id"), "my-channel") == 0
-    h.node.trigger(h.apps[0], ["my-channel"], "ev", "{}", None)
+    await h.node.trigger(h.apps[0], ["my-channel"], "ev", "{}", None)
     assert conn.written == []
 
 
@@ -523,7 +523,7 @@ async def test_deliver_encodes_once_for_all_subscribers(h: NodeHarness) -> None:
     for _, conn in sessions:
         conn.clear()
     before = h.frame.calls
-    h.node.trigger(h.apps[0], ["my-channel"], "my-event", '{"message": "hello"}', None)
+    await h.node.trigger(h.apps[0], ["my-channel"], "my-event", '{"message": "hello"}', None)
     assert h.frame.calls - before == 1
     first = sessions[0][1].written[0]
     for _, conn in sessions:
@@ -547,7 +547,7 @@ async def test_trigger_excludes_the_socket_id(h: NodeHarness) -> None:
         await subscribe(h, s, "my-channel")
     conn_a.clear()
     conn_b.clear()
-    h.node.trigger(h.apps[0], ["my-channel"], "my-event", '{"message": "hello"}', a.socket_id)
+    await h.node.trigger(h.apps[0], ["my-channel"], "my-event", '{"message": "hello"}', a.socket_id)
     assert conn_a.written == []
     # Reference 9.3: the expected delivery, byte for byte.
     assert conn_b.texts == [
@@ -566,7 +566,7 @@ async def test_trigger_to_several_channels(h: NodeHarness) -> None:
     await subscribe(h, a, "one")
     await subscribe(h, a, "two")
     conn_a.clear()
-    h.node.trigger(h.apps[0], ["one", "two", "three"], "ev", "x", None)
+    await h.node.trigger(h.apps[0], ["one", "two", "three"], "ev", "x", None)
     assert [(f["channel"], f["data"]) for f in conn_a.frames] == [("one", "x"), ("two", "x")]
 
 
@@ -580,7 +580,7 @@ async def test_apps_are_isolated() -> None:
         await subscribe(h, s, "same-name")
     conn_a.clear()
     conn_b.clear()
-    h.node.trigger(second, ["same-name"], "ev", "{}", None)
+    await h.node.trigger(second, ["same-name"], "ev", "{}", None)
     assert conn_a.written == []
     assert conn_b.events() == ["ev"]
 

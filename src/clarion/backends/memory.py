@@ -8,6 +8,7 @@ from typing import Any
 from clarion.core.apps import App
 from clarion.core.envelope import Envelope
 from clarion.core.presence import Roster
+from clarion.ports import CachedEvent
 from clarion.types import AppId, AppKey
 
 
@@ -81,6 +82,66 @@ class MemoryChannelStore:
     async def occupied(self, app_id: AppId, prefix: str) -> dict[str, int]:
         channels = self._sockets.get(app_id, {})
         return {name: len(s) for name, s in channels.items() if name.startswith(prefix)}
+
+
+class MemoryUserStore:
+    """Signed-in sockets per (app, user): online while at least one remains (reference 3.3)."""
+
+    def __init__(self) -> None:
+        self._sockets: dict[tuple[AppId, str], set[str]] = {}
+
+    async def sign_in(self, app_id: AppId, user_id: str, socket_id: str) -> bool:
+        sockets = self._sockets.setdefault((app_id, user_id), set())
+        first = not sockets
+        sockets.add(socket_id)
+        return first
+
+    async def sign_out(self, app_id: AppId, user_id: str, socket_id: str) -> bool:
+        key = (app_id, user_id)
+        sockets = self._sockets.get(key)
+        if sockets is None or socket_id not in sockets:
+            return False
+        sockets.discard(socket_id)
+        if sockets:
+            return False
+        del self._sockets[key]
+        return True
+
+    async def online(self, app_id: AppId, user_ids: Iterable[str]) -> list[str]:
+        return [uid for uid in user_ids if (app_id, uid) in self._sockets]
+
+
+class MemoryCacheStore:
+    """Last event per cache channel with its expiry (reference 2.8). `clock` is monotonic."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._events: dict[tuple[AppId, str], tuple[str, str, float]] = {}
+        self._puts = 0
+
+    async def put(self, app_id: AppId, channel: str, event: str, data: str, ttl: int) -> None:
+        self._drop_expired()
+        self._events[(app_id, channel)] = (event, data, self._clock() + ttl)
+
+    async def get(self, app_id: AppId, channel: str) -> CachedEvent | None:
+        entry = self._events.get((app_id, channel))
+        if entry is None:
+            return None
+        event, data, expires = entry
+        left = expires - self._clock()
+        if left <= 0:
+            del self._events[(app_id, channel)]
+            return None
+        return CachedEvent(event, data, max(1, round(left)))
+
+    def _drop_expired(self) -> None:
+        """Amortized clean-up so channels that are never read again do not pile up."""
+        self._puts += 1
+        if self._puts % 1024:
+            return
+        now = self._clock()
+        for key in [k for k, (_, _, expires) in self._events.items() if expires <= now]:
+            del self._events[key]
 
 
 class MemoryAppStore:

@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 
 from clarion.types import AppId, SocketId
+
+
+class Target(enum.Enum):
+    """Who an envelope is for, on every node that receives it."""
+
+    # The subscribers of `channel`; for `#server-to-user-<id>` every socket signed in as <id>.
+    CHANNEL = "channel"
+    # Every socket signed in as `user_id` is closed (reference 3.4).
+    TERMINATE_USER = "terminate-user"
+    # Sockets whose watchlist holds `user_id` get `event` ("online"/"offline", reference 3.3).
+    WATCHERS = "watchers"
 
 
 @dataclass(frozen=True, slots=True)
@@ -14,5 +26,7 @@ class Envelope:
     event: str
     data: str  # JSON text, the frame's `data` string
     exclude_socket_id: SocketId | None = None
-    # Set on presence client events (reference 4: pusher-js reads it as metadata.user_id).
+    # Set on presence client events (reference 4: pusher-js reads it as metadata.user_id), and
+    # the subject of TERMINATE_USER and WATCHERS envelopes.
     user_id: str | None = None
+    target: Target = Target.CHANNEL

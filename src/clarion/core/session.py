@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from clarion.core.apps import App
 from clarion.core.envelope import Envelope
+from clarion.core.ratelimit import TokenBucket
 from clarion.protocol import auth
 from clarion.protocol.channels import (
     CLIENT_EVENT_PREFIX,
@@ -31,10 +32,11 @@ from clarion.protocol.channels import (
 from clarion.protocol.errors import (
     CLIENT_EVENT_REJECTED,
     INVALID_MESSAGE,
+    UNAUTHORIZED,
     PusherError,
     SubscriptionError,
 )
-from clarion.protocol.messages import ClientEvent, ClientMessage, Subscribe
+from clarion.protocol.messages import ClientEvent, ClientMessage, Signin, Subscribe
 from clarion.types import SocketId
 
 if TYPE_CHECKING:
@@ -51,14 +53,17 @@ class Session:
     __slots__ = (
         "app",
         "channels",
+        "client_events",
         "closed",
         "conn",
         "inbox",
         "last_seen",
+        "opened_at",
         "ping_sent_at",
         "socket_id",
         "user_id",
         "user_info",
+        "watchlist",
     )
 
     def __init__(self, app: App, socket_id: SocketId, conn: Connection, now: float) -> None:
@@ -66,14 +71,19 @@ class Session:
         self.socket_id = socket_id
         self.conn = conn
         self.channels: dict[str, str | None] = {}
+        self.opened_at = now
         self.last_seen = now
         self.ping_sent_at: float | None = None
         self.inbox: deque[ClientMessage | None] | None = None
         self.closed = False
         self.user_id: str | None = None
         self.user_info: Any = None
+        self.watchlist: tuple[str, ...] = ()
+        # Created on the first client event: most sockets never send one (reference 4).
+        self.client_events: TokenBucket | None = None
 
     def seen(self, now: float) -> None:
+        self.opened_at = now
         self.last_seen = now
         self.ping_sent_at = None
 
@@ -83,6 +93,12 @@ class Session:
         if now - self.last_seen >= activity_timeout:
             return Liveness.SEND_PING
         return Liveness.ALIVE
+
+    def is_authorized(self) -> bool:
+        """Reference 3.2 "authorized connections": signed in, or in a channel that needed auth."""
+        if self.user_id is not None:
+            return True
+        return any(channel_kind(name).needs_auth for name in self.channels)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +123,11 @@ def authorize_subscribe(session: Session, msg: Subscribe) -> Authorized:
     problem = name_problem(channel, app.max_channel_name_length)
     if problem is not None:
         raise SubscriptionError(channel, "InvalidChannel", problem, 4009)
+    limit = app.max_channels_per_connection
+    if limit and len(session.channels) >= limit and channel not in session.channels:
+        raise SubscriptionError(
+            channel, "LimitReached", f"A connection may subscribe to at most {limit} channels", 4100
+        )
     if channel in session.channels:
         # Reference 2.3: Pusher's answer to a repeated subscribe; the subscription stands, so
         # no `pusher:subscription_error` (Echo would report a live channel as failed).
@@ -195,8 +216,9 @@ def _encodable(text: str) -> bool:
     return True
 
 
-def authorize_client_event(session: Session, msg: ClientEvent) -> Envelope:
-    """Reference 4: the checks a client event passes before it is published."""
+def authorize_client_event(session: Session, msg: ClientEvent, now: float) -> Envelope:
+    """Reference 4: the checks a client event passes before it is published, the rate limit
+    (a token per event, `max_client_events_per_second` per connection) last."""
     app = session.app
     if not msg.event.startswith(CLIENT_EVENT_PREFIX):
         raise PusherError(INVALID_MESSAGE, f"Unsupported event: {msg.event}")
@@ -216,6 +238,7 @@ def authorize_client_event(session: Session, msg: ClientEvent) -> Envelope:
         raise PusherError(
             None, f"Client event rejected - data larger than {app.max_message_size_kb} KB"
         )
+    _spend_client_event(session, now)
     return Envelope(
         app_id=app.id,
         channel=msg.channel,
@@ -224,3 +247,88 @@ def authorize_client_event(session: Session, msg: ClientEvent) -> Envelope:
         exclude_socket_id=session.socket_id,
         user_id=session.channels[msg.channel],
     )
+
+
+def _spend_client_event(session: Session, now: float) -> None:
+    bucket = session.client_events
+    if bucket is None:
+        bucket = session.client_events = TokenBucket(session.app.max_client_events_per_second, now)
+    if not bucket.take(now):
+        raise PusherError(
+            CLIENT_EVENT_REJECTED,
+            "Client event rejected - rate limit of "
+            f"{session.app.max_client_events_per_second} per second exceeded",
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SignedIn:
+    """A `pusher:signin` that passed every check (reference 3.2)."""
+
+    user_id: str
+    user_info: Any
+    user_data: str  # as received: echoed in signin_success
+    watchlist: tuple[str, ...]
+    watchlist_truncated: bool
+
+
+def authorize_signin(session: Session, msg: Signin) -> SignedIn:
+    """Reference 3.2: verify `auth` over `<socket_id>::user::<user_data>`, then parse
+    `user_data` (a non-empty string `id`, optional `user_info` and `watchlist`)."""
+    app = session.app
+    if not msg.auth or msg.user_data is None:
+        raise PusherError(UNAUTHORIZED, "Invalid signin: auth and user_data are required")
+    to_sign = auth.user_string_to_sign(session.socket_id, msg.user_data)
+    if not auth.verify_token(app.key, app.secret, to_sign, msg.auth):
+        raise PusherError(
+            UNAUTHORIZED,
+            f"Invalid signature: Expected HMAC SHA256 hex digest of {to_sign}, but got {msg.auth}",
+        )
+    user_data = _user_data_object(msg.user_data)
+    user_id = user_data.get("id")
+    if not isinstance(user_id, str) or not user_id:
+        raise PusherError(UNAUTHORIZED, "Invalid signin: user_data needs a non-empty string id")
+    if len(user_id) > app.max_user_id_length:
+        raise PusherError(
+            UNAUTHORIZED, f"Invalid signin: id is longer than {app.max_user_id_length} characters"
+        )
+    if session.user_id is not None and session.user_id != user_id:
+        # Docs: a connection cannot switch users; it must reconnect.
+        raise PusherError(
+            UNAUTHORIZED, f"Connection is already signed in as user {session.user_id}"
+        )
+    user_info = user_data.get("user_info")
+    _check_user_info_size(app, user_info)
+    watchlist, truncated = _watchlist(user_data.get("watchlist"), app.max_watchlist_size)
+    return SignedIn(user_id, user_info, msg.user_data, watchlist, truncated)
+
+
+def _user_data_object(text: str) -> dict[str, Any]:
+    try:
+        parsed = json.loads(text)
+    except (ValueError, RecursionError):
+        parsed = None
+    if not isinstance(parsed, dict):
+        raise PusherError(UNAUTHORIZED, "Invalid signin: user_data must be a JSON object")
+    return parsed
+
+
+def _check_user_info_size(app: App, user_info: Any) -> None:
+    size = len(json.dumps(user_info, separators=(",", ":")).encode())
+    if size > app.max_presence_user_info_kb * 1024:
+        raise PusherError(
+            UNAUTHORIZED,
+            f"Invalid signin: user_info is larger than {app.max_presence_user_info_kb} KB",
+        )
+
+
+def _watchlist(raw: Any, limit: int) -> tuple[tuple[str, ...], bool]:
+    """Reference 3.2: ids (strings; numbers as text), first `limit` honoured, duplicates once."""
+    if raw is None:
+        return (), False
+    if not isinstance(raw, list) or not all(
+        isinstance(v, str | int) and not isinstance(v, bool) and v != "" for v in raw
+    ):
+        raise PusherError(UNAUTHORIZED, "Invalid signin: watchlist must be a list of user ids")
+    ids = tuple(dict.fromkeys(str(v) for v in raw))
+    return ids[:limit], len(ids) > limit

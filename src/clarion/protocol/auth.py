@@ -29,6 +29,11 @@ def channel_string_to_sign(socket_id: str, channel: str, channel_data: str | Non
     return f"{socket_id}:{channel}:{channel_data}"
 
 
+def user_string_to_sign(socket_id: str, user_data: str) -> str:
+    """Reference 3.2: `<socket_id>::user::<user_data>`, user_data exactly as received."""
+    return f"{socket_id}::user::{user_data}"
+
+
 def verify_token(key: str, secret: str, string_to_sign: str, auth: object) -> bool:
     """Check an `<app_key>:<hex signature>` token (channel auth and sign-in share the format)."""
     if not isinstance(auth, str):

@@ -171,3 +171,24 @@ def channel_event(event: str, channel: str, data: str, user_id: str | None = Non
     if user_id is not None:
         frame["user_id"] = user_id
     return _compact(frame)
+
+
+def signin_success(user_data: str) -> str:
+    """Reference 3.2: `data` is a JSON string holding the user_data string as received."""
+    return _compact({"event": "pusher:signin_success", "data": _compact({"user_data": user_data})})
+
+
+def watchlist_events(name: str, user_ids: list[str]) -> str:
+    """Reference 3.3: no channel; `data` holds `{"events":[{"name":..,"user_ids":[..]}]}`."""
+    data = _compact({"events": [{"name": name, "user_ids": user_ids}]})
+    return _compact({"event": "pusher_internal:watchlist_events", "data": data})
+
+
+def cache_miss(channel: str) -> str:
+    """Reference 2.8: sent instead of the last event when a cache channel has none."""
+    return _compact({"event": "pusher:cache_miss", "channel": channel})
+
+
+def subscription_count_data(count: int) -> str:
+    """Reference 2.7: data of `pusher_internal:subscription_count`."""
+    return _compact({"subscription_count": count})

@@ -243,14 +243,14 @@ def subscribed(channel: str, member: str | None = None, **app_overrides: Any) ->
 
 def rejected(sess: Session, msg: ClientEvent) -> PusherError:
     with pytest.raises(PusherError) as caught:
-        authorize_client_event(sess, msg)
+        authorize_client_event(sess, msg, 0.0)
     assert caught.value.close is False
     return caught.value
 
 
 def test_client_event_on_private_channel() -> None:
     envelope = authorize_client_event(
-        subscribed("private-chat"), ClientEvent("client-typing", "private-chat", '{"a":1}')
+        subscribed("private-chat"), ClientEvent("client-typing", "private-chat", '{"a":1}'), 0.0
     )
     assert envelope == Envelope(
         app_id="app-id",  # type: ignore[arg-type]
@@ -264,7 +264,7 @@ def test_client_event_on_private_channel() -> None:
 
 def test_client_event_on_presence_channel_carries_the_user_id() -> None:
     envelope = authorize_client_event(
-        subscribed("presence-chat", "42"), ClientEvent("client-typing", "presence-chat", "{}")
+        subscribed("presence-chat", "42"), ClientEvent("client-typing", "presence-chat", "{}"), 0.0
     )
     assert envelope.user_id == "42"
     assert envelope.exclude_socket_id == SOCKET
@@ -300,14 +300,14 @@ def test_client_event_when_not_subscribed() -> None:
 
 def test_client_event_name_length() -> None:
     sess = subscribed("private-chat")
-    assert authorize_client_event(sess, ClientEvent("client-" + "e" * 193, "private-chat", "{}"))
+    assert authorize_client_event(sess, ClientEvent("client-" + "e" * 193, "private-chat", "{}"), 0.0)
     error = rejected(sess, ClientEvent("client-" + "e" * 194, "private-chat", "{}"))
     assert error.code is None
 
 
 def test_client_event_data_size() -> None:
     sess = subscribed("private-chat")
-    assert authorize_client_event(sess, ClientEvent("client-x", "private-chat", "x" * 10240))
+    assert authorize_client_event(sess, ClientEvent("client-x", "private-chat", "x" * 10240), 0.0)
     error = rejected(sess, ClientEvent("client-x", "private-chat", "x" * 10241))
     assert "10 KB" in error.message
 
