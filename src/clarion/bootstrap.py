@@ -23,7 +23,7 @@ from clarion.node import Node, NodeSettings
 from clarion.protocol.errors import GOING_AWAY
 from clarion.transport.http_api import HttpApi
 from clarion.transport.server import ClientProtocol, ServerLimits, encode_text_frame
-from clarion.webhooks.dispatcher import DispatcherSettings, WebhookDispatcher
+from clarion.webhooks import DispatcherSettings, WebhookDispatcher
 
 # How often every socket's liveness is checked (reference 1.4 timers are in tens of seconds).
 SWEEP_INTERVAL_S = 1.0

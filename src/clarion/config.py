@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from clarion.core.apps import WEBHOOK_EVENT_TYPES, App, Webhook
 from clarion.types import AppId, AppKey
@@ -271,8 +272,9 @@ def _webhook(entry: Any, index: int) -> Webhook:
     if unknown:
         raise ValueError(f"webhooks[{index}]: unknown key(s) {sorted(unknown)}")
     url = entry.get("url")
-    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+    if not _is_http_url(url):
         raise ValueError(f"webhooks[{index}].url must be an http:// or https:// URL, got {url!r}")
+    assert isinstance(url, str)
     types = entry.get("event_types", [])
     if not isinstance(types, list) or not all(isinstance(t, str) for t in types):
         raise TypeError(f"webhooks[{index}].event_types must be a list of event names")
@@ -281,6 +283,17 @@ def _webhook(entry: Any, index: int) -> Webhook:
         known = ", ".join(sorted(WEBHOOK_EVENT_TYPES))
         raise ValueError(f"webhooks[{index}]: unknown event type(s) {bad}; known: {known}")
     return Webhook(url, frozenset(types))
+
+
+def _is_http_url(url: object) -> bool:
+    if not isinstance(url, str):
+        return False
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
 def _to_bool(value: Any) -> bool:
@@ -307,17 +320,17 @@ def _check_server(server: ServerSettings) -> None:
 
 def _check_webhook_settings(server: ServerSettings) -> None:
     for name in (
+        "webhook_batch_ms",
         "webhook_batch_max",
+        "webhook_holdback_s",
         "webhook_queue_max",
         "webhook_retry_initial_s",
         "webhook_retry_max_s",
+        "webhook_retry_period_s",
         "webhook_timeout_s",
     ):
         if getattr(server, name) <= 0:
             raise ConfigError(f"{name} must be positive")
-    for name in ("webhook_batch_ms", "webhook_holdback_s", "webhook_retry_period_s"):
-        if getattr(server, name) < 0:
-            raise ConfigError(f"{name} must not be negative")
 
 
 def _check_unique(apps: list[App]) -> None:
