@@ -22,7 +22,12 @@ from clarion.config import ServerSettings, Settings
 from clarion.node import Node, NodeSettings
 from clarion.protocol.errors import GOING_AWAY
 from clarion.transport.http_api import HttpApi
-from clarion.transport.server import ClientProtocol, ServerLimits, encode_text_frame
+from clarion.transport.server import (
+    ClientProtocol,
+    ServerLimits,
+    WriteCoalescer,
+    encode_text_frame,
+)
 from clarion.webhooks import DispatcherSettings, WebhookDispatcher
 
 # How often every socket's liveness is checked (reference 1.4 timers are in tens of seconds).
@@ -138,11 +143,12 @@ async def start(settings: Settings, logger: logging.Logger | None = None) -> Run
         max_pending_bytes=server_settings.max_pending_kb * 1024,
     )
     loop = asyncio.get_running_loop()
+    coalescer = WriteCoalescer(loop)
     running: RunningServer | None = None
 
     def make_protocol() -> ClientProtocol:
         assert running is not None
-        return ClientProtocol(node, api, limits, log, running.connections)
+        return ClientProtocol(node, api, limits, log, running.connections, coalescer)
 
     server = await loop.create_server(
         make_protocol,

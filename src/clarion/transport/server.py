@@ -44,6 +44,35 @@ class ConnectionRegistry(typing.Protocol):
     def discard(self, protocol: ClientProtocol) -> None: ...
 
 
+class WriteCoalescer:
+    """Frames written to one socket during a loop iteration leave in one send.
+
+    A trigger fans out to every subscriber; several triggers handled in the same iteration (K
+    API connections, pipelined requests) would otherwise cost one syscall per frame per
+    subscriber. Sockets with output are marked dirty and flushed once, at the end of the
+    iteration (architecture, performance rules). One per server, bound to its loop.
+    """
+
+    __slots__ = ("_dirty", "_loop", "_scheduled")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._dirty: list[ClientProtocol] = []
+        self._scheduled = False
+
+    def mark(self, protocol: ClientProtocol) -> None:
+        self._dirty.append(protocol)
+        if not self._scheduled:
+            self._scheduled = True
+            self._loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        self._scheduled = False
+        dirty, self._dirty = self._dirty, []
+        for protocol in dirty:
+            protocol.flush()
+
+
 class ServerLimits:
     __slots__ = ("max_body_bytes", "max_pending_bytes")
 
@@ -58,12 +87,14 @@ class ClientProtocol(asyncio.Protocol):
     __slots__ = (
         "_api",
         "_closing",
+        "_coalescer",
         "_connections",
         "_limits",
         "_log",
         "_message",
         "_message_size",
         "_node",
+        "_out",
         "_parser",
         "_paused",
         "_queue",
@@ -80,8 +111,12 @@ class ClientProtocol(asyncio.Protocol):
         limits: ServerLimits,
         log: logging.Logger,
         connections: ConnectionRegistry,
+        coalescer: WriteCoalescer,
     ) -> None:
         self._node = node
+        self._coalescer = coalescer
+        # Frames written in this loop iteration, sent by `flush` (None: nothing pending).
+        self._out: list[bytes] | None = None
         self._connections = connections
         self._api = api
         self._limits = limits
@@ -299,10 +334,22 @@ class ClientProtocol(asyncio.Protocol):
     # ---- Connection port --------------------------------------------------------------
 
     def write(self, frame: bytes) -> None:
-        transport = self._transport
-        if transport is None or self._closing:
+        if self._closing:
             return
-        transport.write(frame)
+        out = self._out
+        if out is None:
+            self._out = [frame]
+            self._coalescer.mark(self)
+        else:
+            out.append(frame)
+
+    def flush(self) -> None:
+        """Send what `write` gathered in this loop iteration as one buffer."""
+        out, self._out = self._out, None
+        transport = self._transport
+        if out is None or transport is None or transport.is_closing():
+            return
+        transport.write(out[0] if len(out) == 1 else b"".join(out))
         if self._paused and transport.get_write_buffer_size() > self._limits.max_pending_bytes:
             # Architecture, back-pressure: a client that does not read is dropped with a
             # 4100-range code (it reconnects after a back-off) instead of growing our memory.
@@ -311,6 +358,9 @@ class ClientProtocol(asyncio.Protocol):
     def close(self, code: int, reason: str) -> None:
         transport = self._transport
         if transport is None or self._closing:
+            return
+        self.flush()  # what was written before the close goes first (e.g. pusher:error)
+        if self._closing:  # the flush found a slow consumer and closed it already
             return
         self._closing = True
         if self._ws is not None:
