@@ -108,7 +108,7 @@ class Node:
         # Reference 2.7 throttle: when each channel's count was last sent, and which have a
         # deferred send scheduled.
         self._count_sent: dict[tuple[AppId, str], float] = {}
-        self._count_due: set[tuple[AppId, str]] = set()
+        self._count_due: dict[tuple[AppId, str], asyncio.TimerHandle] = {}
         broker.bind(self.deliver)
 
     def now(self) -> float:
@@ -273,6 +273,8 @@ class Node:
         count = await self._channels.add(app.id, channel, session.socket_id)
         member = granted.member
         self.hub.subscribe(session, channel, member.user_id if member else None)
+        if granted.kind.needs_auth:
+            session.authorized = True
         if member is not None:
             roster = await self._presence.members(app.id, channel)
             data = codec.presence_roster(roster)
@@ -371,6 +373,10 @@ class Node:
         again = session.user_id == signed.user_id
         session.user_info = signed.user_info
         self.hub.sign_in(session, signed.user_id, signed.watchlist)
+        session.authorized = True
+        # Asked before this socket counts as online, so a user watching itself hears of its
+        # own arrival once (from the `online` event below), not twice.
+        online = await self._users.online(app.id, signed.watchlist) if signed.watchlist else []
         came_online = False
         if not again:
             came_online = await self._users.sign_in(app.id, signed.user_id, session.socket_id)
@@ -381,9 +387,7 @@ class Node:
             message = f"Watchlist limit exceeded: only the first {app.max_watchlist_size} ids count"
             self.report(session, PusherError(codes.WATCHLIST_LIMIT, message))
         if signed.watchlist:
-            online = await self._users.online(app.id, signed.watchlist)
-            if not session.closed:
-                session.conn.write(self._frame(codec.watchlist_events("online", online)))
+            session.conn.write(self._frame(codec.watchlist_events("online", online)))
         if came_online:
             self._publish_presence_of(app, signed.user_id, "online")
 
@@ -417,9 +421,9 @@ class Node:
         throttled = count > SUBSCRIPTION_COUNT_THROTTLE_ABOVE and last is not None
         if throttled and last is not None and now - last < SUBSCRIPTION_COUNT_INTERVAL_S:
             if key not in self._count_due:
-                self._count_due.add(key)
                 delay = last + SUBSCRIPTION_COUNT_INTERVAL_S - now
-                asyncio.get_running_loop().call_later(delay, self._spawn_count_flush, key)
+                loop = asyncio.get_running_loop()
+                self._count_due[key] = loop.call_later(delay, self._spawn_count_flush, key)
             return
         self._send_count(app, channel, count, now)
 
@@ -427,7 +431,7 @@ class Node:
         self._spawn(self._flush_count(key))
 
     async def _flush_count(self, key: tuple[AppId, str]) -> None:
-        self._count_due.discard(key)
+        self._count_due.pop(key, None)
         app = self.apps.by_id(key[0])
         if app is None:
             return
@@ -436,6 +440,9 @@ class Node:
 
     def _send_count(self, app: App, channel: str, count: int, now: float) -> None:
         key = (app.id, channel)
+        deferred = self._count_due.pop(key, None)
+        if deferred is not None:  # this send carries the newer count already
+            deferred.cancel()
         if count:
             self._count_sent[key] = now
         else:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 from typing import Any
 
@@ -14,6 +16,7 @@ from clarion.backends.memory import (
     MemoryUserStore,
 )
 from clarion.core.apps import App
+from clarion.core.session import Session
 from clarion.node import Node, NodeSettings
 from clarion.protocol.webhooks import WebhookEvent
 from clarion.types import AppId, AppKey
@@ -138,3 +141,88 @@ class NodeHarness:
             clock=self.clock,
             settings=settings,
         )
+
+
+# ---- driving a NodeHarness like a client ------------------------------------------------
+
+
+def sign(to_sign: str, secret: str = "app-secret") -> str:
+    return hmac.new(secret.encode(), to_sign.encode(), hashlib.sha256).hexdigest()
+
+
+def channel_token(socket_id: str, channel: str, channel_data: str | None = None) -> str:
+    """Reference 3.1: `app-key:<hex>` over `socket_id:channel[:channel_data]`."""
+    to_sign = f"{socket_id}:{channel}" + (f":{channel_data}" if channel_data is not None else "")
+    return f"app-key:{sign(to_sign)}"
+
+
+def user_token(socket_id: str, user_data: str) -> str:
+    """Reference 3.2: `app-key:<hex>` over `<socket_id>::user::<user_data>`."""
+    return f"app-key:{sign(f'{socket_id}::user::{user_data}')}"
+
+
+def connect(h: NodeHarness, key: str = "app-key") -> tuple[Session, FakeConnection]:
+    """Open a socket and forget its connection_established frame."""
+    conn = FakeConnection()
+    session = h.node.on_open(conn, key, "7", None)
+    assert session is not None
+    conn.clear()
+    return session, conn
+
+
+def send(h: NodeHarness, session: Session, event: str, data: Any = None, **extra: Any) -> None:
+    frame: dict[str, Any] = {"event": event, **extra}
+    if data is not None:
+        frame["data"] = data
+    h.node.on_message(session, json.dumps(frame))
+
+
+async def subscribe(
+    h: NodeHarness,
+    session: Session,
+    channel: str,
+    *,
+    user: str | None = None,
+    info: Any = None,
+    auth: str | None = None,
+) -> None:
+    """Subscribe as pusher-js would (a valid token for private/presence ones) and settle."""
+    data: dict[str, Any] = {"channel": channel}
+    channel_data = None
+    if user is not None:
+        channel_data = json.dumps({"user_id": user, "user_info": info})
+        data["channel_data"] = channel_data
+    if auth is None:
+        needs_auth = channel.startswith(("private-", "presence-"))
+        auth = channel_token(session.socket_id, channel, channel_data) if needs_auth else ""
+    data["auth"] = auth
+    send(h, session, "pusher:subscribe", data)
+    await h.node.drain()
+
+
+async def unsubscribe(h: NodeHarness, session: Session, channel: str) -> None:
+    send(h, session, "pusher:unsubscribe", {"channel": channel})
+    await h.node.drain()
+
+
+def user_data(user_id: str, **extra: Any) -> str:
+    """A `user_data` string as an app's user-auth endpoint would return it."""
+    return json.dumps({"id": user_id, **extra})
+
+
+async def sign_in(h: NodeHarness, session: Session, data: str, *, auth: str | None = None) -> None:
+    """Send `pusher:signin` with `data` as user_data (validly signed unless `auth` given)."""
+    token = user_token(session.socket_id, data) if auth is None else auth
+    send(h, session, "pusher:signin", {"auth": token, "user_data": data})
+    await h.node.drain()
+
+
+async def close(h: NodeHarness, session: Session) -> None:
+    """The transport saw the socket go."""
+    h.node.on_close(session)
+    await h.node.drain()
+
+
+def decoded_data(frame: dict[str, Any]) -> Any:
+    assert isinstance(frame["data"], str), "server-to-client data must be a JSON string"
+    return json.loads(frame["data"])

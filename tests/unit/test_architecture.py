@@ -6,9 +6,9 @@
 * `clarion.core` imports only `clarion.protocol`, `clarion.types` and `clarion.core`
   (and `clarion.ports` for type hints under `TYPE_CHECKING`);
 * neither does I/O, time or randomness: no `asyncio`, `socket`, `time`, `random`, `secrets`,
-  `logging`;
+  `logging`; nor does `clarion.webhooks.holdback`, the webhook rules (time is passed in);
 * `clarion.node` imports no adapter (`transport`, `backends`) nor `bootstrap` / `cli`;
-* adapters (`transport`, `backends`) do not import `bootstrap` / `cli`.
+* adapters (`transport`, `backends`, `webhooks`) do not import `bootstrap` / `cli`.
 
 Imports are read with `ast` from the source, wherever they are in a module (functions
 included), so nothing is imported to run this test.
@@ -25,7 +25,9 @@ import pytest
 SRC = Path(__file__).resolve().parents[2] / "src"
 PACKAGE = SRC / "clarion"
 FORBIDDEN_IN_PURE_LAYERS = frozenset({"asyncio", "socket", "time", "random", "secrets", "logging"})
-ADAPTERS = ("clarion.transport", "clarion.backends")
+ADAPTERS = ("clarion.transport", "clarion.backends", "clarion.webhooks")
+# Modules that must stay free of I/O, clocks and randomness.
+PURE = ("clarion.protocol", "clarion.core", "clarion.webhooks.holdback")
 COMPOSITION = ("clarion.bootstrap", "clarion.cli")
 
 
@@ -115,7 +117,7 @@ def violations(name: str, found: list[Import]) -> list[str]:
             port_hint = imp.type_only and within(imp.module, "clarion.ports")
             if ours and not (allowed or port_hint):
                 problems.append(f"{where} (core may import only protocol, types, core)")
-        if within(name, "clarion.protocol", "clarion.core") and top in FORBIDDEN_IN_PURE_LAYERS:
+        if within(name, *PURE) and top in FORBIDDEN_IN_PURE_LAYERS:
             problems.append(f"{where} (no I/O, clock or randomness in the pure layers)")
         if within(name, "clarion.node") and within(imp.module, *ADAPTERS, *COMPOSITION):
             problems.append(f"{where} (node must not know adapters or the composition root)")
@@ -193,3 +195,33 @@ def test_checker_flags_each_layer_rule() -> None:
         "clarion.node", imports_of("import asyncio\nfrom clarion.core import hub")
     )
     assert not violations("clarion.bootstrap", imports_of("from clarion.transport import server"))
+
+
+def test_checker_treats_webhooks_as_an_adapter() -> None:
+    assert violations("clarion.node", imports_of("from clarion.webhooks import WebhookDispatcher"))
+    assert violations("clarion.webhooks.dispatcher", imports_of("from clarion import bootstrap"))
+    assert not violations("clarion.bootstrap", imports_of("from clarion.webhooks import x"))
+    # The delivery side does I/O and keeps time; that is its job.
+    assert not violations("clarion.webhooks.dispatcher", imports_of("import asyncio\nimport time"))
+
+
+@pytest.mark.parametrize("module", sorted(FORBIDDEN_IN_PURE_LAYERS))
+def test_checker_keeps_the_holdback_rules_pure(module: str) -> None:
+    problems = violations("clarion.webhooks.holdback", imports_of(f"import {module}"))
+    assert len(problems) == 1
+    assert "pure layers" in problems[0]
+
+
+def test_holdback_is_checked_when_it_exists() -> None:
+    path = PACKAGE / "webhooks" / "holdback.py"
+    if not path.is_file():
+        pytest.skip("clarion.webhooks.holdback not written yet")
+    name = module_name(path)
+    assert name == "clarion.webhooks.holdback"
+    assert name in {module_name(p) for p in MODULES}
+    forbidden = [
+        imp.module
+        for imp in imports_of(path.read_text(), name)
+        if imp.module.split(".")[0] in FORBIDDEN_IN_PURE_LAYERS
+    ]
+    assert forbidden == []

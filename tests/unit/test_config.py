@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from clarion.config import ConfigError, ServerSettings, Settings, load, replace_server
+from clarion.core.apps import Webhook
 
 PUSHER_ENV = {"PUSHER_APP_ID": "42", "PUSHER_APP_KEY": "env-key", "PUSHER_APP_SECRET": "env-secret"}
 
@@ -333,3 +335,234 @@ def test_unparsable_number_says_what_was_expected(name: str, value: str, wanted:
     assert str(caught.value) == f"{name}: expected an {wanted}, got {value!r}".replace(
         "an number", "a number"
     )
+
+
+# ---- issue 3: per-app limits and features, webhooks, webhook delivery settings -----------
+
+
+def test_new_app_defaults() -> None:
+    (app,) = load(None, PUSHER_ENV, {}).apps
+    assert app.max_client_events_per_second == 10
+    assert app.max_api_requests_per_second == 0
+    assert app.max_channels_per_connection == 0
+    assert app.max_watchlist_size == 100
+    assert app.enable_user_authentication is False
+    assert app.user_authentication_timeout == 30
+    assert app.enable_subscription_count is False
+    assert app.cache_ttl_seconds == 1800
+    assert app.webhooks == ()
+
+
+def test_new_app_settings_from_the_file(toml) -> None:  # type: ignore[no-untyped-def]
+    path = toml(
+        APP_TOML
+        + """max_client_events_per_second = 20
+max_api_requests_per_second = 50
+max_channels_per_connection = 7
+max_watchlist_size = 5
+enable_user_authentication = true
+user_authentication_timeout = 12
+enable_subscription_count = true
+cache_ttl_seconds = 60
+"""
+    )
+    (app,) = load(path, {}, {}).apps
+    assert app.max_client_events_per_second == 20
+    assert app.max_api_requests_per_second == 50
+    assert app.max_channels_per_connection == 7
+    assert app.max_watchlist_size == 5
+    assert app.enable_user_authentication is True
+    assert app.user_authentication_timeout == 12
+    assert app.enable_subscription_count is True
+    assert app.cache_ttl_seconds == 60
+
+
+def test_new_app_settings_from_the_environment() -> None:
+    env = {
+        **PUSHER_ENV,
+        "CLARION_APP_ENABLE_USER_AUTHENTICATION": "true",
+        "CLARION_APP_USER_AUTHENTICATION_TIMEOUT": "5",
+        "CLARION_APP_ENABLE_SUBSCRIPTION_COUNT": "yes",
+        "CLARION_APP_MAX_CHANNELS_PER_CONNECTION": "3",
+        "CLARION_APP_CACHE_TTL_SECONDS": "90",
+    }
+    (app,) = load(None, env, {}).apps
+    assert app.enable_user_authentication is True
+    assert app.user_authentication_timeout == 5
+    assert app.enable_subscription_count is True
+    assert app.max_channels_per_connection == 3
+    assert app.cache_ttl_seconds == 90
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "max_client_events_per_second = 0",
+        "max_watchlist_size = 0",
+        "user_authentication_timeout = 0",
+        "cache_ttl_seconds = -5",
+        "max_api_requests_per_second = -1",
+        "max_channels_per_connection = -1",
+    ],
+)
+def test_new_app_limits_are_validated(toml, line: str) -> None:  # type: ignore[no-untyped-def]
+    path = toml(APP_TOML + line + "\n")
+    with pytest.raises(ConfigError, match=line.split()[0]) as caught:
+        load(path, {}, {})
+    assert path in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "line", ["max_api_requests_per_second = 0", "max_channels_per_connection = 0"]
+)
+def test_zero_means_unlimited_where_documented(toml, line: str) -> None:  # type: ignore[no-untyped-def]
+    (app,) = load(toml(APP_TOML + line + "\n"), {}, {}).apps
+    assert getattr(app, line.split()[0]) == 0
+
+
+WEBHOOKS_TOML = (
+    APP_TOML
+    + """
+[[apps.webhooks]]
+url = "http://hooks.example/pusher"
+event_types = ["channel_occupied", "channel_vacated"]
+
+[[apps.webhooks]]
+url = "https://all.example/"
+"""
+)
+
+
+def test_webhooks_from_the_file(toml) -> None:  # type: ignore[no-untyped-def]
+    (app,) = load(toml(WEBHOOKS_TOML), {}, {}).apps
+    assert app.webhooks == (
+        Webhook("http://hooks.example/pusher", frozenset({"channel_occupied", "channel_vacated"})),
+        Webhook("https://all.example/", frozenset()),
+    )
+    first, every = app.webhooks
+    assert first.wants("channel_occupied")
+    assert not first.wants("member_added")
+    assert every.wants("member_added")  # empty event_types: every type
+    assert app.wants_webhook("client_event")
+
+
+def test_webhooks_from_the_environment_as_json() -> None:
+    env = {
+        **PUSHER_ENV,
+        "CLARION_APP_WEBHOOKS": json.dumps(
+            [{"url": "http://hooks.example/", "event_types": ["cache_miss"]}]
+        ),
+    }
+    (app,) = load(None, env, {}).apps
+    assert app.webhooks == (Webhook("http://hooks.example/", frozenset({"cache_miss"})),)
+    assert app.wants_webhook("cache_miss")
+    assert not app.wants_webhook("channel_occupied")
+
+
+def test_no_webhooks_means_no_event_is_wanted() -> None:
+    (app,) = load(None, PUSHER_ENV, {}).apps
+    assert not app.wants_webhook("channel_occupied")
+
+
+@pytest.mark.parametrize(
+    ("entry", "fragment"),
+    [
+        pytest.param('url = "ftp://x.example"', "url", id="not-http"),
+        pytest.param('url = "hooks.example"', "url", id="no-scheme"),
+        pytest.param('url = "http://"', "url", id="no-host"),
+        pytest.param('url = "http://x.example:99999/"', "url", id="bad-port"),
+        pytest.param('event_types = ["channel_occupied"]', "url", id="no-url"),
+        pytest.param(
+            'url = "http://x.example"\nevent_types = ["channel_occupied", "member_joined"]',
+            "member_joined",
+            id="unknown-type",
+        ),
+        pytest.param(
+            'url = "http://x.example"\nevent_types = "channel_occupied"',
+            "event_types",
+            id="types-not-a-list",
+        ),
+        pytest.param('url = "http://x.example"\nsecret = "s"', "secret", id="unknown-key"),
+    ],
+)
+def test_bad_webhook_in_the_file(toml, entry: str, fragment: str) -> None:  # type: ignore[no-untyped-def]
+    path = toml(APP_TOML + "\n[[apps.webhooks]]\n" + entry + "\n")
+    with pytest.raises(ConfigError) as caught:
+        load(path, {}, {})
+    message = str(caught.value)
+    assert fragment in message
+    assert path in message
+    assert "webhooks" in message
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        pytest.param("not json", id="not-json"),
+        pytest.param('{"url": "http://x.example"}', id="object-not-array"),
+        pytest.param('[{"url": "http://x.example", "event_types": ["bogus"]}]', id="unknown-type"),
+        pytest.param('[{"url": "x.example"}]', id="bad-url"),
+        pytest.param('["http://x.example"]', id="string-entry"),
+    ],
+)
+def test_bad_webhooks_in_the_environment(value: str) -> None:
+    with pytest.raises(ConfigError, match="CLARION_APP_WEBHOOKS"):
+        load(None, {**PUSHER_ENV, "CLARION_APP_WEBHOOKS": value}, {})
+
+
+def test_webhook_delivery_defaults() -> None:
+    server = load(None, PUSHER_ENV, {}).server
+    assert server.webhook_batch_ms == 250
+    assert server.webhook_batch_max == 50
+    assert server.webhook_holdback_s == 3.0
+    assert server.webhook_retry_initial_s == 1.0
+    assert server.webhook_retry_max_s == 60.0
+    assert server.webhook_retry_period_s == 300.0
+    assert server.webhook_timeout_s == 10.0
+    assert server.webhook_queue_max == 10000
+
+
+def test_webhook_delivery_settings_from_file_and_environment(toml) -> None:  # type: ignore[no-untyped-def]
+    path = toml("[server]\nwebhook_batch_ms = 100\nwebhook_holdback_s = 1.5\n" + APP_TOML)
+    env = {"CLARION_WEBHOOK_TIMEOUT_S": "2.5", "CLARION_WEBHOOK_QUEUE_MAX": "10"}
+    server = load(path, env, {}).server
+    assert server.webhook_batch_ms == 100
+    assert server.webhook_holdback_s == 1.5
+    assert server.webhook_timeout_s == 2.5
+    assert server.webhook_queue_max == 10
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("webhook_batch_max", "0"),
+        ("webhook_queue_max", "0"),
+        ("webhook_retry_initial_s", "0"),
+        ("webhook_retry_max_s", "-1"),
+        ("webhook_timeout_s", "0"),
+        ("webhook_batch_ms", "-1"),
+        ("webhook_holdback_s", "-0.5"),
+        ("webhook_retry_period_s", "-1"),
+    ],
+)
+def test_webhook_delivery_settings_are_validated(name: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=name):
+        load(None, {**PUSHER_ENV, f"CLARION_{name.upper()}": value}, {})
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "webhook_batch_ms",
+        "webhook_batch_max",
+        "webhook_holdback_s",
+        "webhook_queue_max",
+        "webhook_retry_initial_s",
+        "webhook_retry_max_s",
+        "webhook_retry_period_s",
+        "webhook_timeout_s",
+    ],
+)
+def test_webhook_delivery_settings_must_be_positive(name: str) -> None:
+    with pytest.raises(ConfigError, match=f"{name} must be positive"):
+        load(None, {**PUSHER_ENV, f"CLARION_{name.upper()}": "0"}, {})

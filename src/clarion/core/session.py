@@ -52,6 +52,7 @@ class Liveness(enum.Enum):
 class Session:
     __slots__ = (
         "app",
+        "authorized",
         "channels",
         "client_events",
         "closed",
@@ -72,6 +73,9 @@ class Session:
         self.conn = conn
         self.channels: dict[str, str | None] = {}
         self.opened_at = now
+        # Reference 3.2 "authorized connections": once signed in or admitted to a channel that
+        # needs auth, the socket stays authorized (leaving that channel later is normal).
+        self.authorized = False
         self.last_seen = now
         self.ping_sent_at: float | None = None
         self.inbox: deque[ClientMessage | None] | None = None
@@ -83,7 +87,6 @@ class Session:
         self.client_events: TokenBucket | None = None
 
     def seen(self, now: float) -> None:
-        self.opened_at = now
         self.last_seen = now
         self.ping_sent_at = None
 
@@ -95,10 +98,7 @@ class Session:
         return Liveness.ALIVE
 
     def is_authorized(self) -> bool:
-        """Reference 3.2 "authorized connections": signed in, or in a channel that needed auth."""
-        if self.user_id is not None:
-            return True
-        return any(channel_kind(name).needs_auth for name in self.channels)
+        return self.authorized
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +124,7 @@ def authorize_subscribe(session: Session, msg: Subscribe) -> Authorized:
     if problem is not None:
         raise SubscriptionError(channel, "InvalidChannel", problem, 4009)
     limit = app.max_channels_per_connection
-    if limit and len(session.channels) >= limit and channel not in session.channels:
+    if limit and _counted_channels(session) >= limit and channel not in session.channels:
         raise SubscriptionError(
             channel, "LimitReached", f"A connection may subscribe to at most {limit} channels", 4100
         )
@@ -157,6 +157,15 @@ def authorize_subscribe(session: Session, msg: Subscribe) -> Authorized:
         _presence_member(session, channel, channel_data) if kind is ChannelKind.PRESENCE else None
     )
     return Authorized(channel, kind, member)
+
+
+def _counted_channels(session: Session) -> int:
+    """Channels toward `max_channels_per_connection`; pusher-js's own `#server-to-user-` one
+    (subscribed by itself after sign-in) does not count."""
+    count = len(session.channels)
+    if session.user_id is not None and SERVER_TO_USER_PREFIX + session.user_id in session.channels:
+        count -= 1
+    return count
 
 
 def _check_own_user_channel(session: Session, channel: str) -> None:

@@ -224,8 +224,10 @@ class ClientProtocol(asyncio.Protocol):
         transport = self._transport
         if transport is None or transport.is_closing():
             return
-        transport.write(response.encode(keep_alive))
+        # Through the coalescer: pipelined requests answered in one iteration share a send.
+        self.write(response.encode(keep_alive))
         if not keep_alive:
+            self.flush()
             transport.close()
 
     def _http_fail(self, status: int, message: str) -> None:

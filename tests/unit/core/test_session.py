@@ -15,17 +15,20 @@ from clarion.core.session import (
     Liveness,
     Member,
     Session,
+    SignedIn,
     authorize_client_event,
+    authorize_signin,
     authorize_subscribe,
 )
 from clarion.protocol.channels import ChannelKind
 from clarion.protocol.errors import (
     CLIENT_EVENT_REJECTED,
     INVALID_MESSAGE,
+    UNAUTHORIZED,
     PusherError,
     SubscriptionError,
 )
-from clarion.protocol.messages import ClientEvent, Subscribe
+from clarion.protocol.messages import ClientEvent, Signin, Subscribe
 from clarion.types import SocketId
 
 from ..fakes import FakeConnection, make_app
@@ -300,7 +303,9 @@ def test_client_event_when_not_subscribed() -> None:
 
 def test_client_event_name_length() -> None:
     sess = subscribed("private-chat")
-    assert authorize_client_event(sess, ClientEvent("client-" + "e" * 193, "private-chat", "{}"), 0.0)
+    assert authorize_client_event(
+        sess, ClientEvent("client-" + "e" * 193, "private-chat", "{}"), 0.0
+    )
     error = rejected(sess, ClientEvent("client-" + "e" * 194, "private-chat", "{}"))
     assert error.code is None
 
@@ -352,3 +357,262 @@ def test_new_session_state() -> None:
     assert sess.inbox is None
     assert sess.closed is False
     assert sess.last_seen == 5.0
+
+
+# ---- max_channels_per_connection ---------------------------------------------------------
+
+
+def test_channel_limit_per_connection() -> None:
+    sess = session(max_channels_per_connection=2)
+    sess.channels.update({"a": None, "b": None})
+    error = refused(sess, Subscribe("c", None, None))
+    assert (error.error_type, error.status) == ("LimitReached", 4100)
+    assert "2" in error.message
+
+
+def test_channel_limit_still_reports_a_repeated_subscribe_as_such() -> None:
+    sess = session(max_channels_per_connection=1)
+    sess.channels["a"] = None
+    with pytest.raises(PusherError) as caught:
+        authorize_subscribe(sess, Subscribe("a", None, None))
+    assert not isinstance(caught.value, SubscriptionError)
+    assert caught.value.message == "Existing subscription to channel a"
+
+
+def test_channel_limit_zero_is_unlimited() -> None:
+    sess = session()
+    sess.channels.update({f"c{i}": None for i in range(500)})
+    assert authorize_subscribe(sess, Subscribe("one-more", None, None)).channel == "one-more"
+
+
+def test_channel_limit_below_it_accepts() -> None:
+    sess = session(max_channels_per_connection=2)
+    sess.channels["a"] = None
+    assert authorize_subscribe(sess, Subscribe("b", None, None)).kind is ChannelKind.PUBLIC
+
+
+def test_channel_limit_leaves_out_the_own_server_to_user_channel() -> None:
+    # pusher-js subscribes to #server-to-user-<id> by itself after sign-in (reference 2.10).
+    sess = session(max_channels_per_connection=2)
+    sess.user_id = "42"
+    sess.channels.update({"#server-to-user-42": None, "a": None})
+    assert authorize_subscribe(sess, Subscribe("b", None, None)).channel == "b"
+    sess.channels["b"] = None
+    assert refused(sess, Subscribe("c", None, None)).error_type == "LimitReached"
+
+
+# ---- client event rate limit (reference 4) ------------------------------------------------
+
+
+def test_client_events_are_limited_per_connection_per_second() -> None:
+    sess = subscribed("private-chat")
+    msg = ClientEvent("client-typing", "private-chat", "{}")
+    for _ in range(10):
+        authorize_client_event(sess, msg, 100.0)
+    with pytest.raises(PusherError) as caught:
+        authorize_client_event(sess, msg, 100.0)
+    assert caught.value.code == CLIENT_EVENT_REJECTED == 4301
+    assert caught.value.close is False
+    assert "rate limit of 10 per second" in caught.value.message
+    assert authorize_client_event(sess, msg, 100.125).event == "client-typing"  # 1.25 tokens
+
+
+def test_client_event_rate_follows_the_app() -> None:
+    sess = subscribed("private-chat", max_client_events_per_second=2)
+    msg = ClientEvent("client-typing", "private-chat", "{}")
+    authorize_client_event(sess, msg, 0.0)
+    authorize_client_event(sess, msg, 0.0)
+    with pytest.raises(PusherError, match="rate limit of 2 per second"):
+        authorize_client_event(sess, msg, 0.0)
+
+
+def test_refused_client_events_spend_no_tokens() -> None:
+    sess = subscribed("private-chat", max_client_events_per_second=1)
+    for _ in range(5):
+        with pytest.raises(PusherError):
+            authorize_client_event(sess, ClientEvent("client-x", "private-other", "{}"), 0.0)
+    assert authorize_client_event(sess, ClientEvent("client-x", "private-chat", "{}"), 0.0)
+
+
+def test_the_rate_limit_is_per_connection() -> None:
+    first = subscribed("private-chat", max_client_events_per_second=1)
+    second = subscribed("private-chat", max_client_events_per_second=1)
+    msg = ClientEvent("client-x", "private-chat", "{}")
+    authorize_client_event(first, msg, 0.0)
+    assert authorize_client_event(second, msg, 0.0)
+
+
+# ---- is_authorized (reference 3.2 "authorized connections") -------------------------------
+
+
+def test_a_new_socket_is_not_authorized_whatever_channels_it_names() -> None:
+    # Authorization is earned by the node (a sign-in, or a subscription that passed auth), not
+    # read off the channel map: a socket that left its private channel stays authorized.
+    sess = session()
+    sess.channels.update(dict.fromkeys(["my-channel", "cache-x"]))
+    assert sess.is_authorized() is False
+    sess.authorized = True
+    sess.channels.clear()
+    assert sess.is_authorized() is True
+
+
+def test_traffic_does_not_move_the_open_time() -> None:
+    """The auth timeout counts from the open: a socket that only pings must still be closed
+    (spec: "neither signed in nor subscribed ... within the timeout")."""
+    sess = session(now=0.0)
+    sess.seen(20.0)
+    assert sess.last_seen == 20.0
+    assert sess.opened_at == 0.0
+
+
+# ---- authorize_signin (reference 3.2) ----------------------------------------------------
+
+
+def signin(user_data: str | None, auth: str | None = "sign") -> Signin:
+    if auth == "sign" and user_data is not None:
+        auth = token(f"{SOCKET}::user::{user_data}")
+    return Signin(auth=auth, user_data=user_data)
+
+
+def signin_refused(sess: Session, msg: Signin) -> PusherError:
+    with pytest.raises(PusherError) as caught:
+        authorize_signin(sess, msg)
+    assert caught.value.code == UNAUTHORIZED == 4009
+    assert caught.value.close is False
+    assert caught.value.message
+    return caught.value
+
+
+def test_signin_reference_shape() -> None:
+    data = '{"id": "42", "user_info": {"name": "Alice"}, "watchlist": ["7", "8"]}'
+    signed = authorize_signin(session(), signin(data))
+    assert signed == SignedIn(
+        user_id="42",
+        user_info={"name": "Alice"},
+        user_data=data,
+        watchlist=("7", "8"),
+        watchlist_truncated=False,
+    )
+
+
+def test_signin_minimal_user_data() -> None:
+    signed = authorize_signin(session(), signin('{"id":"1"}'))
+    assert (signed.user_id, signed.user_info, signed.watchlist) == ("1", None, ())
+    assert signed.watchlist_truncated is False
+
+
+def test_signin_user_data_is_kept_exactly_as_received() -> None:
+    data = '{ "id" : "1" ,"user_info":{"a":"\\u00e9"} }'
+    assert authorize_signin(session(), signin(data)).user_data == data
+
+
+def test_signin_bad_signature_names_the_string_to_sign() -> None:
+    data = '{"id":"1"}'
+    bad = token(f"{SOCKET}::user::{data}", secret="wrong")
+    error = signin_refused(session(), signin(data, bad))
+    assert error.message == (
+        f"Invalid signature: Expected HMAC SHA256 hex digest of {SOCKET}::user::{data}, "
+        f"but got {bad}"
+    )
+
+
+@pytest.mark.parametrize(
+    "auth",
+    [
+        pytest.param(token(f"{SOCKET}:private-x"), id="channel-token"),
+        pytest.param(token('1234.5679::user::{"id":"1"}'), id="other-socket"),
+        pytest.param(token(f'{SOCKET}::user::{{"id":"1"}}', key="other-key"), id="other-key"),
+        pytest.param("app-key::user::" + "0" * 64, id="docs-example-format"),
+    ],
+)
+def test_signin_signature_must_match(auth: str) -> None:
+    signin_refused(session(), signin('{"id":"1"}', auth))
+
+
+@pytest.mark.parametrize(
+    "msg",
+    [
+        pytest.param(Signin(auth=None, user_data='{"id":"1"}'), id="no-auth"),
+        pytest.param(Signin(auth="", user_data='{"id":"1"}'), id="empty-auth"),
+        pytest.param(Signin(auth="app-key:00", user_data=None), id="no-user-data"),
+    ],
+)
+def test_signin_needs_auth_and_user_data(msg: Signin) -> None:
+    signin_refused(session(), msg)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param("not json", id="not-json"),
+        pytest.param('["id"]', id="array"),
+        pytest.param('"42"', id="string"),
+        pytest.param("{}", id="no-id"),
+        pytest.param('{"id":""}', id="empty-id"),
+        pytest.param('{"id":42}', id="numeric-id"),
+        pytest.param('{"id":null}', id="null-id"),
+        pytest.param('{"id":"1","watchlist":"2"}', id="watchlist-not-a-list"),
+        pytest.param('{"id":"1","watchlist":[true]}', id="watchlist-bool"),
+        pytest.param('{"id":"1","watchlist":[1.5]}', id="watchlist-float"),
+        pytest.param('{"id":"1","watchlist":[""]}', id="watchlist-empty-id"),
+        pytest.param('{"id":"1","watchlist":[{"id":"2"}]}', id="watchlist-object"),
+    ],
+)
+def test_signin_bad_user_data(data: str) -> None:
+    signin_refused(session(), signin(data))
+
+
+def test_signin_id_length_limit() -> None:
+    assert authorize_signin(session(), signin(json.dumps({"id": "u" * 128}))).user_id
+    signin_refused(session(), signin(json.dumps({"id": "u" * 129})))
+    assert authorize_signin(session(max_user_id_length=5), signin('{"id":"12345"}'))
+    signin_refused(session(max_user_id_length=5), signin('{"id":"123456"}'))
+
+
+def test_signin_user_info_size_limit() -> None:
+    ok = json.dumps({"id": "1", "user_info": {"a": "x" * (1024 - 8)}})
+    assert authorize_signin(session(), signin(ok)).user_info is not None
+    big = json.dumps({"id": "1", "user_info": {"a": "x" * (1024 - 7)}})
+    error = signin_refused(session(), signin(big))
+    assert "1 KB" in error.message
+
+
+def test_signin_as_another_user_is_refused() -> None:
+    sess = session()
+    sess.user_id = "42"
+    error = signin_refused(sess, signin('{"id":"7"}'))
+    assert "42" in error.message
+
+
+def test_signin_again_as_the_same_user_is_accepted() -> None:
+    sess = session()
+    sess.user_id = "42"
+    assert authorize_signin(sess, signin('{"id":"42"}')).user_id == "42"
+
+
+def test_watchlist_ids_are_strings_deduplicated_in_order() -> None:
+    signed = authorize_signin(session(), signin('{"id":"1","watchlist":[7,"8","7",8,"9"]}'))
+    assert signed.watchlist == ("7", "8", "9")
+    assert signed.watchlist_truncated is False
+
+
+def test_watchlist_beyond_the_limit_keeps_the_first_ids() -> None:
+    ids = [str(i) for i in range(150)]
+    signed = authorize_signin(session(), signin(json.dumps({"id": "1", "watchlist": ids})))
+    assert signed.watchlist == tuple(ids[:100])
+    assert signed.watchlist_truncated is True
+
+
+def test_watchlist_limit_follows_the_app_and_counts_distinct_ids() -> None:
+    sess = session(max_watchlist_size=2)
+    exact = authorize_signin(sess, signin('{"id":"1","watchlist":["a","b","a","b"]}'))
+    assert (exact.watchlist, exact.watchlist_truncated) == (("a", "b"), False)
+    over = authorize_signin(sess, signin('{"id":"1","watchlist":["a","b","c"]}'))
+    assert (over.watchlist, over.watchlist_truncated) == (("a", "b"), True)
+
+
+def test_signin_does_not_change_the_session() -> None:
+    """The node applies the result; the rule itself is pure."""
+    sess = session()
+    authorize_signin(sess, signin('{"id":"1","watchlist":["2"]}'))
+    assert (sess.user_id, sess.watchlist) == (None, ())

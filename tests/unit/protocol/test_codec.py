@@ -340,3 +340,51 @@ def test_decode_deeply_nested_json_is_a_pusher_error(text: str) -> None:
         codec.decode(text)
     assert caught.value.code == INVALID_MESSAGE
     assert caught.value.close is False
+
+
+# ---- users, cache channels and counts (reference 2.7, 2.8, 3.2, 3.3) ---------------------
+
+
+def test_signin_success_echoes_user_data_as_a_string() -> None:
+    # Reference 3.2: data is a JSON string whose user_data is the string as received.
+    assert codec.signin_success('{"id":"42"}') == (
+        r'{"event":"pusher:signin_success","data":"{\"user_data\":\"{\\\"id\\\":\\\"42\\\"}\"}"}'
+    )
+    user_data = '{"id": "42", "user_info": {"name": "Alice"}}'
+    frame = json.loads(codec.signin_success(user_data))
+    assert "channel" not in frame
+    # pusher-js: JSON.parse(data).user_data, then JSON.parse of that.
+    assert json.loads(frame["data"]) == {"user_data": user_data}
+
+
+def test_watchlist_events_shape() -> None:
+    text = codec.watchlist_events("online", ["7", "8"])
+    assert text == (
+        '{"event":"pusher_internal:watchlist_events",'
+        '"data":"{\\"events\\":[{\\"name\\":\\"online\\",\\"user_ids\\":[\\"7\\",\\"8\\"]}]}"}'
+    )
+    assert "channel" not in json.loads(text)
+
+
+def test_watchlist_events_with_no_ids() -> None:
+    frame = json.loads(codec.watchlist_events("online", []))
+    assert json.loads(frame["data"]) == {"events": [{"name": "online", "user_ids": []}]}
+
+
+def test_cache_miss_shape() -> None:
+    assert codec.cache_miss("cache-x") == '{"event":"pusher:cache_miss","channel":"cache-x"}'
+
+
+def test_subscription_count_data() -> None:
+    assert codec.subscription_count_data(3) == '{"subscription_count":3}'
+    frame = json.loads(
+        codec.channel_event(
+            "pusher_internal:subscription_count", "my-channel", codec.subscription_count_data(3)
+        )
+    )
+    # Reference 2.7, byte for byte as pusher-js parses it.
+    assert frame == {
+        "event": "pusher_internal:subscription_count",
+        "channel": "my-channel",
+        "data": '{"subscription_count":3}',
+    }
