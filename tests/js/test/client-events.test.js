@@ -91,3 +91,70 @@ describe('client events (channel.trigger("client-…"))', () => {
     assert.match(errors[0].data.message, /private and presence/);
   });
 });
+
+describe('client event rate limit (CLARION_APP_MAX_CLIENT_EVENTS_PER_SECOND=3)', () => {
+  const LIMIT = 3;
+  const BURST = 10;
+  let h;
+  before(async () => {
+    h = await setup({ env: { CLARION_APP_MAX_CLIENT_EVENTS_PER_SECOND: String(LIMIT) } });
+  });
+  afterEach(() => h && h.disconnectAll());
+  after(async () => {
+    if (h) await h.close();
+  });
+
+  it('a burst past the limit: the first N reach the other client, the rest get pusher:error 4301, the socket stays', async () => {
+    const [a, b] = [h.client(), h.client()];
+    await Promise.all([waitConnected(a), waitConnected(b)]);
+    const name = uniq('private-burst.');
+    const [[chA], [chB]] = await Promise.all([subscribe(a, name), subscribe(b, name)]);
+    const wireA = recordWire(a);
+    const errorsA = [];
+    a.connection.bind('error', (err) => errorsA.push(err));
+    const received = [];
+    chB.bind('client-burst', (data) => received.push(data.i));
+
+    const started = Date.now();
+    for (let i = 0; i < BURST; i++) chA.trigger('client-burst', { i });
+    // The server handles A's frames in order: once this subscription succeeded, every client
+    // event of the burst has been handled (and its pusher:error, if any, sent before).
+    await subscribe(a, uniq('sync-'));
+    const elapsed = Date.now() - started;
+    // Everything relayed to B was sent before this marker.
+    const marker = nextEvent(chB, 'marker', 'marker on B');
+    await h.sdk.trigger(name, 'marker', {});
+    await marker;
+
+    const rejected = wireA.filter((m) => m.event === 'pusher:error');
+    assert.deepEqual(received.slice(0, LIMIT), [0, 1, 2], `the first ${LIMIT} events must go through; got ${JSON.stringify(received)}`);
+    assert.deepEqual(received, [...received].sort((x, y) => x - y), 'relayed in order');
+    // The bucket refills at LIMIT per second: a slow run may let a few more through.
+    const allowed = LIMIT + Math.ceil((LIMIT * elapsed) / 1000);
+    assert.ok(received.length <= allowed, `at most ${allowed} of ${BURST} events in ${elapsed} ms, got ${received.length}`);
+    assert.equal(received.length + rejected.length, BURST, `every event is relayed or rejected: ${JSON.stringify(wireA)}`);
+    for (const m of rejected) assert.equal(m.data.code, 4301, JSON.stringify(m));
+    // pusher-js surfaces each as a connection 'error' event {type: 'PusherError', data: {code: 4301}}
+    const pusherErrors = errorsA.filter((err) => err.type === 'PusherError' && err.data && err.data.code === 4301);
+    assert.equal(pusherErrors.length, rejected.length, JSON.stringify(errorsA));
+    assert.equal(a.connection.state, 'connected', 'a rate-limited client stays connected');
+    assert.equal(chA.subscribed, true);
+
+    // The limit is per connection: B's own events still go through to A.
+    const fromB = [];
+    const bDone = nextEvent(chA, 'client-reply', 'third client-reply from B on A', (data) => fromB.push(data.i) === LIMIT);
+    for (let i = 0; i < LIMIT; i++) chB.trigger('client-reply', { i });
+    await bDone;
+    assert.deepEqual(fromB, [0, 1, 2]);
+
+    // And A's bucket refills: keep offering one event every 150 ms until B gets one.
+    const late = nextEvent(chB, 'client-late', 'a client event from A once its bucket refilled');
+    const ticker = setInterval(() => chA.trigger('client-late', {}), 150);
+    try {
+      await late;
+    } finally {
+      clearInterval(ticker);
+    }
+    assert.equal(a.connection.state, 'connected');
+  });
+});
