@@ -12,7 +12,7 @@ import asyncio
 import logging
 import secrets
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Generator, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -222,7 +222,7 @@ class Node:
 
     def _start_serial(self, session: Session, first: ClientMessage | None) -> None:
         session.inbox = deque()
-        self._spawn(self._run_serial(session, first))
+        self._run_eagerly(self._run_serial(session, first))
 
     async def _run_serial(self, session: Session, first: ClientMessage | None) -> None:
         """Run store-backed steps one at a time; `None` in the inbox means the socket closed."""
@@ -576,6 +576,21 @@ class Node:
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
+    def _run_eagerly(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run `coro` now, up to its first real suspension; a task drives only the rest.
+
+        With the memory stores a subscribe never suspends, so the common case costs no task
+        and no extra loop iteration (Python 3.12's eager tasks, by hand for 3.11).
+        """
+        try:
+            awaited = coro.send(None)
+        except StopIteration:
+            return
+        except Exception:
+            self._log.exception("node step failed")
+            return
+        self._spawn(_resume(coro, awaited))
+
     def _spawn(self, coro: Any) -> None:
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
@@ -585,6 +600,40 @@ class Node:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             self._log.error("node step failed", exc_info=task.exception())
+
+
+class _Continuation:
+    """Awaitable that hands a half-run coroutine to the task awaiting it: it re-yields what the
+    coroutine yielded (the future it waits on) and forwards results and exceptions back."""
+
+    __slots__ = ("_awaited", "_coro")
+
+    def __init__(self, coro: Coroutine[Any, Any, None], awaited: Any) -> None:
+        self._coro = coro
+        self._awaited = awaited
+
+    def __await__(self) -> Generator[Any, Any, None]:
+        coro, awaited = self._coro, self._awaited
+        while True:
+            try:
+                sent = yield awaited
+            except GeneratorExit:
+                coro.close()
+                raise
+            except BaseException as error:  # thrown in by the task (cancel): forwarded
+                try:
+                    awaited = coro.throw(error)
+                except StopIteration:
+                    return
+            else:
+                try:
+                    awaited = coro.send(sent)
+                except StopIteration:
+                    return
+
+
+async def _resume(coro: Coroutine[Any, Any, None], awaited: Any) -> None:
+    await _Continuation(coro, awaited)
 
 
 def _check_protocol(protocol: str | None) -> None:
