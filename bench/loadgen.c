@@ -8,6 +8,9 @@
  * subscriber can measure latency and the generator can count lost and duplicated deliveries
  * exactly (one bit per (event, subscriber)).
  *
+ * --scenario client|presence|churn selects the other workloads (client events on private
+ * channels, presence join/leave churn, connection churn); see the "Scenarios" section below.
+ *
  * Everything is hand-rolled (WebSocket client framing, HTTP/1.1 response parsing, MD5,
  * HMAC-SHA256) so it builds with a bare `gcc -O2`. Output: one line per phase on stdout,
  * "SETUP {json}" then "RESULT {json}". With --interactive it waits for a line on stdin after each
@@ -263,11 +266,30 @@ static struct {
     double rate, duration, warmup, drain, setup_timeout;
     enum { MODE_NONE, MODE_CLOSED, MODE_RATE } mode;
     long max_events;
+    /* Scenarios other than fan-out (see the "Scenarios" section below). */
+    int channels, senders, window, pool, leave_mode, close_mode, data_object;
+    double cycle_timeout, verify_timeout;
 } cfg = {"127.0.0.1", 0, "123456", "bench-key", "bench-secret", "bench", 0, 0, 1, 200, 64, 0,
-         0, 5, 1, 15, 120, MODE_NONE, 0};
+         0, 5, 1, 15, 120, MODE_NONE, 0, 4, 0, 1, 0, 2, 2, 1, 5, 10};
 
-enum { K_SUB = 1, K_PUB = 2 };
-enum { ST_CONNECTING = 1, ST_HANDSHAKE, ST_OPEN, ST_SUBSCRIBING, ST_SUBSCRIBED, ST_READY, ST_CLOSED };
+/* fanout: S subscribers on one public channel, HTTP API triggers (the original scenario).
+ * client: S subscribers on --channels private channels; some send client events.
+ * presence: a presence channel with stable members and a pool that leaves and joins.
+ * churn: connect, subscribe, get subscription_succeeded, disconnect, over and over. */
+enum { SC_FANOUT, SC_CLIENT, SC_PRESENCE, SC_CHURN };
+static int scenario = SC_FANOUT;
+enum { LEAVE_UNSUB, LEAVE_CLOSE, LEAVE_MIXED };
+enum { CLOSE_RST, CLOSE_WS, CLOSE_MIXED };
+
+enum { K_SUB = 1, K_PUB = 2, K_CHURN = 3 };
+enum {
+    ST_CONNECTING = 1, ST_HANDSHAKE, ST_OPEN, ST_SUBSCRIBING, ST_SUBSCRIBED, ST_READY, ST_CLOSING,
+    ST_CLOSED
+};
+/* Roles (client/presence scenarios). */
+enum { R_NONE, R_STABLE, R_POOL, R_CHECKER, R_VERIFY };
+/* Presence pool members. */
+enum { P_NONE, P_IDLE, P_JOINING, P_JOINED, P_RECONNECTING };
 
 typedef struct conn {
     int fd;
@@ -279,6 +301,14 @@ typedef struct conn {
     uint32_t out_len, out_off, out_cap;
     uint32_t *fifo; /* publishers: sequence numbers of requests in flight, oldest first */
     uint32_t fifo_head, fifo_n, fifo_cap;
+    /* Scenarios other than fan-out. */
+    uint8_t ok;     /* reached subscription_succeeded during setup */
+    uint8_t role, pstate, sender;
+    uint16_t chan;  /* client events: channel index */
+    int32_t user;   /* presence: current user id */
+    uint32_t inflight;
+    uint64_t t0, t1; /* churn: cycle start, close start (or "not before" for a closed slot) */
+    char sid[32];   /* socket_id from pusher:connection_established */
 } conn;
 
 #define MAX_CODES 16
@@ -298,6 +328,20 @@ static struct {
     int ncodes;
     char first_error[256];
     char first_bad_status[256];
+    /* client events */
+    long err_4301, sub_errors, self_echo, wrong_channel, events_sent, events_window;
+    uint64_t outstanding; /* deliveries still expected */
+    /* presence */
+    long joins_issued, joins_ok, join_failed, leaves_issued, leaves_unsub, leaves_close;
+    long ops_outstanding, ops_done, ops_done_window, starved, reconnect_fail, seq_stable;
+    uint64_t member_events_setup, last_setup_event_ns;
+    /* connection churn */
+    long cycles, cycles_window, churn_fail, fail_connect, fail_handshake, fail_subscribe,
+        fail_timeout, close_frame, close_no_frame, close_timeout, closes_rst;
+    /* verification through the HTTP API and a checker socket */
+    int verify_status, verify_tries, verify_timed_out, checker_done;
+    char verify_body[512];
+    long api_count, roster_count, roster_expected, roster_missing, roster_extra;
 } st;
 
 static conn *subs_arr, *pubs_arr;
@@ -311,7 +355,7 @@ static uint32_t *lat_us;
 static size_t lat_n, lat_cap;
 static uint64_t t_load0, t_warm, t_end;
 static int phase;
-enum { PH_SETUP, PH_WAIT_GO, PH_LOAD, PH_DRAIN, PH_WAIT_QUIT, PH_EXIT };
+enum { PH_SETUP, PH_WAIT_GO, PH_LOAD, PH_DRAIN, PH_VERIFY, PH_WAIT_QUIT, PH_EXIT };
 static int stdin_line, stdin_eof;
 static char req_host_hdr[64];
 static struct sockaddr_in srv_addr;
@@ -497,19 +541,47 @@ static int conn_open(conn *c) {
     return 0;
 }
 
-static void conn_close(conn *c, int code) {
+/* Close without any accounting (RST: no TIME_WAIT left behind on either side). Also resets the
+ * buffers so the conn can be opened again. */
+static void conn_teardown(conn *c) {
     if (c->state == ST_CLOSED) return;
-    int was = c->state;
     epoll_ctl(epfd, EPOLL_CTL_DEL, c->fd, NULL);
-    struct linger lg = {1, 0}; /* RST: no TIME_WAIT left behind on either side */
+    struct linger lg = {1, 0};
     setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
     close(c->fd);
     c->fd = -1;
     c->state = ST_CLOSED;
+    c->in_len = 0;
+    c->out_len = c->out_off = 0;
+    c->want_out = 0;
+}
+
+static void churn_lost(conn *c, int was, int code);
+static void checker_lost(conn *c, int code);
+
+static void conn_close(conn *c, int code) {
+    if (c->state == ST_CLOSED) return;
+    int was = c->state;
+    conn_teardown(c);
     if (phase >= PH_WAIT_QUIT) return; /* our own shutdown */
+    if (c->kind == K_CHURN) {
+        churn_lost(c, was, code);
+        return;
+    }
     note_code(code);
+    if (c->role == R_CHECKER) {
+        checker_lost(c, code);
+        return;
+    }
+    if (c->role == R_VERIFY) return; /* counted by the verify step */
+    if (c->kind == K_SUB && c->role == R_POOL) {
+        /* A pool member the server closed (or whose reconnect failed): out of the pool. */
+        if (c->ok) st.sub_closed_during_load++;
+        else st.sub_failed++;
+        return;
+    }
     if (c->kind == K_SUB) {
-        if (was == ST_SUBSCRIBED)
+        if (was == ST_SUBSCRIBED || c->ok)
             st.sub_closed_during_load++;
         else
             st.sub_failed++;
@@ -601,6 +673,12 @@ static const char *json_str(const char *p, size_t n, const char *qkey, size_t ql
     return k < end && *k == '"' ? k + 1 : NULL;
 }
 
+static void on_established(conn *c, const char *p, size_t n);
+static void on_subscribed(conn *c, const char *p, size_t n);
+static void on_subscription_error(conn *c, const char *p, size_t n);
+static void on_member_event(conn *c, const char *p, size_t n, int removed);
+static void client_delivery(conn *c, const char *d, size_t avail);
+
 static void sub_text(conn *c, const char *p, size_t n) {
     const char *e = STARTS(p, n, "{\"event\":\"") ? p + 10 : json_str(p, n, "\"event\"", 7);
     if (!e) {
@@ -610,29 +688,26 @@ static void sub_text(conn *c, const char *p, size_t n) {
     size_t en = (size_t)(p + n - e);
     if (STARTS(e, en, "pusher")) {
         if (STARTS(e, en, "pusher:connection_established\"")) {
-            if (c->state == ST_OPEN) {
-                char sub[256];
-                int k = snprintf(sub, sizeof sub,
-                                 "{\"event\":\"pusher:subscribe\",\"data\":{\"channel\":\"%s\","
-                                 "\"auth\":\"\"}}",
-                                 cfg.channel);
-                ws_send_text(c, sub, (size_t)k);
-                c->state = ST_SUBSCRIBING;
-            }
+            if (c->state == ST_OPEN) on_established(c, p, n);
         } else if (STARTS(e, en, "pusher_internal:subscription_succeeded\"")) {
-            if (c->state == ST_SUBSCRIBING) {
-                c->state = ST_SUBSCRIBED;
-                st.sub_ok++;
-                st.t_last_sub = now_ns();
-            }
+            if (c->state == ST_SUBSCRIBING) on_subscribed(c, p, n);
+        } else if (STARTS(e, en, "pusher_internal:member_added\"")) {
+            on_member_event(c, p, n, 0);
+        } else if (STARTS(e, en, "pusher_internal:member_removed\"")) {
+            on_member_event(c, p, n, 1);
         } else if (STARTS(e, en, "pusher:ping\"")) {
             static const char pong[] = "{\"event\":\"pusher:pong\",\"data\":{}}";
             ws_send_text(c, pong, sizeof pong - 1);
             st.pings_answered++;
         } else if (STARTS(e, en, "pusher:error\"")) {
             st.pusher_errors++;
+            const char *k = memmem(p, n, "\"code\":", 7);
+            if (k && (size_t)(p + n - k) > 11 && memcmp(k + 7, "4301", 4) == 0) st.err_4301++;
             if (!st.first_error[0]) snprintf(st.first_error, sizeof st.first_error, "%.*s",
                                              (int)(n < 200 ? n : 200), p);
+        } else if (STARTS(e, en, "pusher:subscription_error\"")) {
+            st.sub_errors++;
+            on_subscription_error(c, p, n);
         } else {
             st.other_internal++;
         }
@@ -643,7 +718,10 @@ static void sub_text(conn *c, const char *p, size_t n) {
         st.unparsed++;
         return;
     }
-    record_delivery(c, d, (size_t)(p + n - d));
+    if (scenario == SC_CLIENT)
+        client_delivery(c, d, (size_t)(p + n - d));
+    else
+        record_delivery(c, d, (size_t)(p + n - d));
 }
 
 /* Consume complete frames from buf; returns bytes consumed, or -1 if the conn was closed. */
@@ -678,8 +756,16 @@ static long sub_frames(conn *c, char *buf, size_t len) {
             st.fragmented++; /* the server sends whole messages; not expected */
         } else if (op == 1) {
             sub_text(c, pay, (size_t)pl);
+            if (c->state == ST_CLOSED) return -1;
         } else if (op == 8) {
             int code = pl >= 2 ? ((uint8_t)pay[0] << 8 | (uint8_t)pay[1]) : 1005;
+            if (c->kind == K_CHURN && c->state == ST_CLOSING) {
+                /* The server's answer to our close frame: the clean end of a cycle. */
+                st.close_frame++;
+                conn_teardown(c);
+                c->t1 = 0;
+                return -1;
+            }
             conn_close(c, code);
             return -1;
         } else if (op == 9) {
@@ -790,6 +876,7 @@ static long pub_responses(conn *c, char *buf, size_t len, int *resend) {
 /* Event dispatch                                                                            */
 
 static char rxbuf[1 << 21];
+static void verify_response(conn *c, size_t len);
 
 static void on_writable(conn *c) {
     if (c->state == ST_CONNECTING) {
@@ -801,7 +888,7 @@ static void on_writable(conn *c) {
             conn_close(c, 1006);
             return;
         }
-        if (c->kind == K_SUB) {
+        if (c->kind != K_PUB) {
             sub_start_handshake(c);
         } else {
             c->state = ST_READY;
@@ -821,9 +908,13 @@ static void on_readable(conn *c) {
         conn_close(c, 1006);
         return;
     }
+    if (c->role == R_VERIFY) {
+        verify_response(c, (size_t)n + have);
+        return;
+    }
     size_t len = have + (size_t)n;
     size_t off = 0;
-    if (c->kind == K_SUB) {
+    if (c->kind != K_PUB) {
         if (c->state == ST_HANDSHAKE) {
             char *he = memmem(rxbuf, len, "\r\n\r\n", 4);
             if (!he) goto keep;
@@ -862,6 +953,741 @@ keep:
         }
         memmove(c->in, rxbuf + off, c->in_len);
     }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Scenarios: client events, presence churn, connection churn                                 */
+/*
+ * client (--scenario client): S subscribers on --channels private channels, contiguous blocks
+ *   (subscriber i is on channel i*channels/S), each subscribed with a signed auth. --senders K of
+ *   them (spread over the channels) send client events whose data holds the same
+ *   "S<seq>T<stamp>" string as the fan-out events, as an object {"p":"..."} (default) or as a
+ *   JSON string (--client-data string). Closed loop: each sender keeps --window events whose
+ *   copies have not all arrived; rate: --rate events/s in all, round robin over the senders.
+ *   Every other member of the channel that was subscribed when the load started must get each
+ *   event exactly once; the sender must not get it back (self_echo).
+ * presence (--scenario presence): --subs B stable members plus a --pool of C sockets on one
+ *   presence channel; half of the pool joins during setup, so the channel holds B + C/2
+ *   members. The load alternates leave and join operations: a leave is the oldest joined pool
+ *   member unsubscribing or disconnecting (--leave unsub|close|mixed; a disconnected socket
+ *   reconnects at once), a join is the oldest idle pool member subscribing as a new user
+ *   (user ids are never reused). Rate: --rate operations/s; closed loop: --window operations in
+ *   flight, an operation being done when every stable member has seen its member_added /
+ *   member_removed (and, for a join, subscription_succeeded has arrived). Every stable member
+ *   must see each event exactly once. Afterwards the roster is checked twice: HTTP API
+ *   GET /apps/{id}/channels/{c}?info=subscription_count,user_count, then a checker socket that
+ *   subscribes and compares the ids of its subscription_succeeded with the expected members.
+ * churn (--scenario churn): --window slots, each repeating connect, upgrade,
+ *   connection_established, subscribe to the public channel, subscription_succeeded, close;
+ *   the close is a WebSocket close handshake (then RST) or a bare RST (--close ws|rst|mixed).
+ *   Afterwards GET /apps/{id}/channels/{c}?info=subscription_count must reach 0.
+ */
+
+static uint32_t *lat2_us; /* presence: leave -> member_removed */
+static size_t lat2_n, lat2_cap;
+static uint32_t *seq_sender; /* client: subscriber index of each event's sender */
+static uint32_t *ev_left;    /* receipts still expected per event (client) / operation (presence) */
+static int *ch_lo;           /* client: first subscriber of each channel; ch_lo[channels] = subs */
+static long *ch_ok;          /* client: subscribers of each channel subscribed when load starts */
+static conn **senders_arr;
+static int nsenders;
+static uint64_t next_due;
+static long rate_i, rr_i;
+static long next_user, first_load_user, stable_ok, op_k, starved_op = -1;
+static int pres_b, pres_c;
+#define CHECKER_USER 999999999
+static conn vconn = {.fd = -1, .kind = K_PUB, .role = R_VERIFY, .state = ST_CLOSED};
+static conn checker = {.fd = -1, .kind = K_SUB, .role = R_CHECKER, .state = ST_CLOSED};
+
+typedef struct {
+    uint32_t *v;
+    uint32_t head, n, cap;
+} ring;
+static ring q_idle, q_joined;
+
+static void ring_push(ring *r, uint32_t x) {
+    if (r->n == r->cap) die("presence queue overflow");
+    r->v[(r->head + r->n) % r->cap] = x;
+    r->n++;
+}
+
+static uint32_t ring_pop(ring *r) {
+    uint32_t x = r->v[r->head];
+    r->head = (r->head + 1) % r->cap;
+    r->n--;
+    return x;
+}
+
+static void lat_push(uint32_t **a, size_t *n, size_t *cap, uint64_t ns) {
+    if (*n == *cap) {
+        *cap = *cap ? *cap * 2 : (1u << 16);
+        *a = realloc(*a, *cap * sizeof **a);
+        if (!*a) die("out of memory (latency samples)");
+    }
+    uint64_t us = (ns + 500) / 1000;
+    (*a)[(*n)++] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+}
+
+static int in_window(uint64_t t) { return t >= t_warm && t < t_end; }
+
+static int channel_name(const conn *c, char *out, size_t n) {
+    if (scenario == SC_CLIENT) return snprintf(out, n, "private-%s-%u", cfg.channel, c->chan);
+    if (scenario == SC_PRESENCE) return snprintf(out, n, "presence-%s", cfg.channel);
+    return snprintf(out, n, "%s", cfg.channel);
+}
+
+static void parse_socket_id(conn *c, const char *p, size_t n) {
+    const char *k = memmem(p, n, "socket_id", 9), *end = p + n;
+    size_t i = 0;
+    if (k) {
+        k += 9;
+        while (k < end && (*k < '0' || *k > '9')) k++;
+        while (k < end && i < sizeof c->sid - 1 && ((*k >= '0' && *k <= '9') || *k == '.'))
+            c->sid[i++] = *k++;
+    }
+    c->sid[i] = 0;
+}
+
+/* Channel auth (reference 3.1): "<key>:<hex HMAC-SHA256 of socket_id:channel[:channel_data]>". */
+static void sign_auth(const char *sid, const char *ch, const char *cdata, char *out, size_t on) {
+    char buf[1200], hx[65];
+    uint8_t d[32];
+    int n = cdata ? snprintf(buf, sizeof buf, "%s:%s:%s", sid, ch, cdata)
+                  : snprintf(buf, sizeof buf, "%s:%s", sid, ch);
+    hmac_sha256(buf, (size_t)n, d);
+    to_hex(d, 32, hx);
+    snprintf(out, on, "%s:%s", cfg.key, hx);
+}
+
+static void send_subscribe(conn *c) {
+    char ch[256], auth[200], f[1024];
+    int k;
+    channel_name(c, ch, sizeof ch);
+    if (scenario == SC_CLIENT) {
+        sign_auth(c->sid, ch, NULL, auth, sizeof auth);
+        k = snprintf(f, sizeof f,
+                     "{\"event\":\"pusher:subscribe\",\"data\":{\"channel\":\"%s\",\"auth\":\"%s\"}}",
+                     ch, auth);
+    } else if (scenario == SC_PRESENCE) {
+        char cd[96];
+        snprintf(cd, sizeof cd, "{\"user_id\":\"%d\",\"user_info\":{}}", c->user);
+        sign_auth(c->sid, ch, cd, auth, sizeof auth);
+        k = snprintf(f, sizeof f,
+                     "{\"event\":\"pusher:subscribe\",\"data\":{\"channel\":\"%s\",\"auth\":\"%s\","
+                     "\"channel_data\":\"{\\\"user_id\\\":\\\"%d\\\",\\\"user_info\\\":{}}\"}}",
+                     ch, auth, c->user);
+    } else {
+        k = snprintf(f, sizeof f,
+                     "{\"event\":\"pusher:subscribe\",\"data\":{\"channel\":\"%s\",\"auth\":\"\"}}",
+                     ch);
+    }
+    ws_send_text(c, f, (size_t)k);
+    c->state = ST_SUBSCRIBING;
+}
+
+static void setup_subscribed(conn *c) {
+    if (c->ok) return;
+    c->ok = 1;
+    st.sub_ok++;
+    st.t_last_sub = now_ns();
+}
+
+static void on_established(conn *c, const char *p, size_t n) {
+    parse_socket_id(c, p, n);
+    if (scenario == SC_PRESENCE && c->role == R_POOL) {
+        if (c->pstate == P_NONE && c->idx < (uint32_t)(pres_b + pres_c / 2)) {
+            c->pstate = P_JOINING; /* initial member, joins during setup */
+            send_subscribe(c);
+            return;
+        }
+        /* Idle: ready to join (after setup, after a disconnect-leave). */
+        c->pstate = P_IDLE;
+        ring_push(&q_idle, c->idx);
+        if (phase == PH_SETUP) setup_subscribed(c);
+        return;
+    }
+    send_subscribe(c);
+}
+
+static void presence_op_done(long eid, uint64_t now) {
+    if (ev_left[eid] == 0) return;
+    if (--ev_left[eid] == 0) {
+        st.ops_outstanding--;
+        st.ops_done++;
+        if (in_window(now)) st.ops_done_window++;
+    }
+}
+
+static void checker_roster(const char *p, size_t n);
+
+static void churn_subscribed(conn *c, uint64_t now) {
+    st.cycles++;
+    if (in_window(now)) st.cycles_window++;
+    if (in_window(c->t0)) lat_push(&lat_us, &lat_n, &lat_cap, now - c->t0);
+    int ws = cfg.close_mode == CLOSE_WS || (cfg.close_mode == CLOSE_MIXED && (st.cycles & 1));
+    if (ws) {
+        static const uint8_t normal[2] = {0x03, 0xe8}; /* 1000 */
+        ws_send_control(c, 8, normal, 2);
+        c->state = ST_CLOSING;
+        c->t1 = now;
+    } else {
+        st.closes_rst++;
+        conn_teardown(c);
+        c->t1 = 0;
+    }
+}
+
+static void on_subscribed(conn *c, const char *p, size_t n) {
+    uint64_t now = now_ns();
+    c->state = ST_SUBSCRIBED;
+    if (scenario == SC_CHURN) {
+        churn_subscribed(c, now);
+        return;
+    }
+    if (c->role == R_CHECKER) {
+        checker_roster(p, n);
+        return;
+    }
+    if (c->role == R_POOL) {
+        c->pstate = P_JOINED;
+        ring_push(&q_joined, c->idx);
+        if (c->user >= first_load_user) {
+            long eid = 2L * c->user;
+            status_of[eid] = 1;
+            st.joins_ok++;
+            presence_op_done(eid, now);
+            return;
+        }
+    }
+    setup_subscribed(c);
+}
+
+static void on_subscription_error(conn *c, const char *p, size_t n) {
+    (void)p;
+    (void)n;
+    if (c->state != ST_SUBSCRIBING) return;
+    if (scenario == SC_CHURN) {
+        conn_close(c, 4000); /* counted as a failed cycle */
+        return;
+    }
+    if (c->role == R_CHECKER) {
+        st.checker_done = -1;
+        return;
+    }
+    c->state = ST_OPEN;
+    if (c->role == R_POOL && c->user >= first_load_user) {
+        long eid = 2L * c->user;
+        status_of[eid] = 2;
+        st.join_failed++;
+        st.ops_outstanding--;
+        c->pstate = P_IDLE;
+        ring_push(&q_idle, c->idx);
+        return;
+    }
+    st.sub_failed++; /* during setup */
+}
+
+/* member_added / member_removed: data is "{\"user_id\":\"<n>\"...}". One bit per
+ * (event, socket): event id 2u for user u's member_added, 2u+1 for its member_removed. */
+static void on_member_event(conn *c, const char *p, size_t n, int removed) {
+    if (scenario != SC_PRESENCE) {
+        st.other_internal++;
+        return;
+    }
+    if (c->role == R_CHECKER) return;
+    uint64_t now = now_ns();
+    const char *k = memmem(p, n, "user_id", 7), *end = p + n;
+    long u = 0;
+    int nd = 0;
+    if (k) {
+        k += 7;
+        while (k < end && (*k == '\\' || *k == '"' || *k == ':' || *k == ' ')) k++;
+        while (k < end && *k >= '0' && *k <= '9' && nd < 10) u = u * 10 + (*k++ - '0'), nd++;
+    }
+    if (!nd) {
+        st.unparsed++;
+        return;
+    }
+    if (u == CHECKER_USER) return; /* the verification step's own socket */
+    if (u >= next_user) {
+        st.unexpected++;
+        return;
+    }
+    long eid = 2 * u + removed;
+    if (status_of[eid] == 0) { /* joins during setup */
+        st.member_events_setup++;
+        st.last_setup_event_ns = now;
+        return;
+    }
+    if (status_of[eid] == 2 || (removed && status_of[eid] != 1)) {
+        st.unexpected++;
+        return;
+    }
+    if (!removed && c->role == R_POOL && c->user == u) {
+        st.self_echo++;
+        return;
+    }
+    uint64_t *w = bitmap + (size_t)eid * row_words + (c->idx >> 6);
+    uint64_t bit = 1ull << (c->idx & 63);
+    if (*w & bit) {
+        st.dups++;
+        return;
+    }
+    *w |= bit;
+    st.deliveries++;
+    st.last_delivery_ns = now;
+    if (in_window(now)) st.deliveries_window++;
+    if (in_window(send_ns[eid])) {
+        if (removed) lat_push(&lat2_us, &lat2_n, &lat2_cap, now - send_ns[eid]);
+        else lat_push(&lat_us, &lat_n, &lat_cap, now - send_ns[eid]);
+    }
+    if (c->role == R_STABLE && c->ok) presence_op_done(eid, now);
+}
+
+/* ---- client events ---- */
+
+static void client_send(conn *c) {
+    if (next_seq >= max_seq) {
+        st.seq_exhausted = 1;
+        return;
+    }
+    uint32_t seq = (uint32_t)next_seq++;
+    char data[4096], f[4608], ch[256];
+    uint64_t t = now_ns();
+    int dl = snprintf(data, sizeof data, "S%010uT%020llu", seq, (unsigned long long)t);
+    while (dl < cfg.payload) data[dl++] = 'x';
+    data[dl] = 0;
+    channel_name(c, ch, sizeof ch);
+    int k = cfg.data_object
+                ? snprintf(f, sizeof f,
+                           "{\"event\":\"client-x\",\"channel\":\"%s\",\"data\":{\"p\":\"%s\"}}", ch,
+                           data)
+                : snprintf(f, sizeof f, "{\"event\":\"client-x\",\"channel\":\"%s\",\"data\":\"%s\"}",
+                           ch, data);
+    ws_send_text(c, f, (size_t)k);
+    send_ns[seq] = t;
+    seq_sender[seq] = c->idx;
+    status_of[seq] = 1;
+    long want = ch_ok[c->chan] - (c->ok ? 1 : 0);
+    ev_left[seq] = want > 0 ? (uint32_t)want : 0;
+    st.outstanding += ev_left[seq];
+    st.events_sent++;
+    if (in_window(t)) st.events_window++;
+    if (ev_left[seq]) c->inflight++;
+}
+
+static void client_delivery(conn *c, const char *d, size_t avail) {
+    /* An object {"p":"S..."} arrives as the JSON text "{\"p\":\"S...\"}". */
+    if (avail > 9 && memcmp(d, "{\\\"p\\\":\\\"", 9) == 0) d += 9, avail -= 9;
+    int ok = 1;
+    if (avail < 32 || d[0] != 'S' || d[11] != 'T') {
+        st.unparsed++;
+        return;
+    }
+    uint64_t seq = parse_digits(d + 1, 10, &ok);
+    uint64_t t = parse_digits(d + 12, 20, &ok);
+    if (!ok) {
+        st.unparsed++;
+        return;
+    }
+    uint64_t now = now_ns();
+    if ((long)seq >= next_seq || send_ns[seq] != t) {
+        st.unexpected++;
+        return;
+    }
+    conn *snd = &subs_arr[seq_sender[seq]];
+    if (snd == c) {
+        st.self_echo++;
+        return;
+    }
+    if (snd->chan != c->chan) {
+        st.wrong_channel++;
+        return;
+    }
+    uint64_t *w = bitmap + seq * row_words + (c->idx >> 6);
+    uint64_t bit = 1ull << (c->idx & 63);
+    if (*w & bit) {
+        st.dups++;
+        return;
+    }
+    *w |= bit;
+    st.deliveries++;
+    st.last_delivery_ns = now;
+    if (in_window(now)) st.deliveries_window++;
+    if (in_window(t)) lat_push(&lat_us, &lat_n, &lat_cap, now - t);
+    if (c->ok && ev_left[seq]) {
+        st.outstanding--;
+        if (--ev_left[seq] == 0) {
+            snd->inflight--;
+            if (cfg.mode == MODE_CLOSED && phase == PH_LOAD && now < t_end &&
+                snd->state == ST_SUBSCRIBED) {
+                client_send(snd);
+                conn_flush(snd);
+            }
+        }
+    }
+}
+
+static void client_load_start(void) {
+    for (int ch = 0; ch < cfg.channels; ch++) {
+        ch_ok[ch] = 0;
+        for (int i = ch_lo[ch]; i < ch_lo[ch + 1]; i++) ch_ok[ch] += subs_arr[i].ok;
+    }
+    if (cfg.mode != MODE_CLOSED) return;
+    for (int j = 0; j < nsenders; j++) {
+        conn *c = senders_arr[j];
+        if (c->state != ST_SUBSCRIBED) continue;
+        for (int w = 0; w < cfg.window; w++) client_send(c);
+        conn_flush(c);
+    }
+}
+
+static void client_tick(uint64_t now) {
+    if (cfg.mode != MODE_RATE) return;
+    while (next_due <= now && now < t_end) {
+        conn *s = NULL;
+        for (int j = 0; j < nsenders; j++) {
+            conn *cand = senders_arr[(rr_i + j) % nsenders];
+            if (cand->state == ST_SUBSCRIBED) {
+                s = cand;
+                rr_i += j + 1;
+                break;
+            }
+        }
+        if (!s || next_seq >= max_seq) break;
+        if (now - next_due > st.max_lag_ns) st.max_lag_ns = now - next_due;
+        client_send(s);
+        conn_flush(s);
+        rate_i++;
+        next_due = t_load0 + (uint64_t)((double)rate_i * 1e9 / cfg.rate);
+        now = now_ns();
+    }
+}
+
+/* ---- presence churn ---- */
+
+static conn *ring_take(ring *r, int pstate) {
+    while (r->n) {
+        conn *c = &subs_arr[ring_pop(r)];
+        if (c->state != ST_CLOSED && c->pstate == pstate) return c;
+    }
+    return NULL;
+}
+
+static void presence_join(conn *c, uint64_t now) {
+    long u = next_user++;
+    long eid = 2 * u;
+    c->user = (int32_t)u;
+    send_ns[eid] = now;
+    status_of[eid] = 3; /* issued; 1 once subscription_succeeded arrives */
+    ev_left[eid] = (uint32_t)stable_ok + 1;
+    c->pstate = P_JOINING;
+    st.joins_issued++;
+    st.ops_outstanding++;
+    send_subscribe(c);
+    conn_flush(c);
+}
+
+static void presence_leave(conn *c, uint64_t now) {
+    long eid = 2L * c->user + 1;
+    send_ns[eid] = now;
+    status_of[eid] = 1;
+    ev_left[eid] = (uint32_t)stable_ok;
+    st.leaves_issued++;
+    st.ops_outstanding++;
+    if (!stable_ok) presence_op_done(eid, now);
+    int by_close = cfg.leave_mode == LEAVE_CLOSE ||
+                   (cfg.leave_mode == LEAVE_MIXED && (st.leaves_issued & 1) == 0);
+    if (!by_close) {
+        char f[320], ch[256];
+        channel_name(c, ch, sizeof ch);
+        int k = snprintf(f, sizeof f,
+                         "{\"event\":\"pusher:unsubscribe\",\"data\":{\"channel\":\"%s\"}}", ch);
+        ws_send_text(c, f, (size_t)k);
+        c->state = ST_OPEN;
+        c->pstate = P_IDLE;
+        ring_push(&q_idle, c->idx);
+        st.leaves_unsub++;
+        conn_flush(c);
+    } else {
+        conn_teardown(c);
+        st.leaves_close++;
+        c->pstate = P_RECONNECTING;
+        if (conn_open(c) < 0) {
+            st.reconnect_fail++;
+            c->pstate = P_NONE;
+        }
+    }
+}
+
+/* One operation: leaves and joins alternate. 0 if none could be issued now. */
+static int presence_issue(uint64_t now) {
+    if (op_k % 2 == 0) {
+        conn *c = ring_take(&q_joined, P_JOINED);
+        if (!c) goto starved;
+        presence_leave(c, now);
+    } else {
+        if (2 * next_user + 2 > max_seq) {
+            st.seq_exhausted = 1;
+            return 0;
+        }
+        conn *c = ring_take(&q_idle, P_IDLE);
+        if (!c) goto starved;
+        presence_join(c, now);
+    }
+    op_k++;
+    return 1;
+starved:
+    if (starved_op != op_k) st.starved++;
+    starved_op = op_k;
+    return 0;
+}
+
+static void presence_load_start(void) {
+    stable_ok = 0;
+    for (int i = 0; i < pres_b; i++) stable_ok += subs_arr[i].ok;
+}
+
+static void presence_tick(uint64_t now) {
+    if (phase != PH_LOAD) return;
+    if (cfg.mode == MODE_RATE) {
+        while (next_due <= now && now < t_end) {
+            if (!presence_issue(now)) break;
+            if (now - next_due > st.max_lag_ns) st.max_lag_ns = now - next_due;
+            rate_i++;
+            next_due = t_load0 + (uint64_t)((double)rate_i * 1e9 / cfg.rate);
+        }
+    } else {
+        while (now < t_end && st.ops_outstanding < cfg.window && presence_issue(now)) {
+        }
+    }
+}
+
+static void checker_roster(const char *p, size_t n) {
+    const char *end = p + n, *k = memmem(p, n, "ids", 3);
+    uint8_t *seen = calloc((size_t)next_user + 1, 1);
+    if (!seen) die("out of memory");
+    long extra = 0, count = -1;
+    if (k) {
+        while (k < end && *k != '[') k++;
+        while (k < end && *k != ']') {
+            if (*k >= '0' && *k <= '9') {
+                long v = 0;
+                while (k < end && *k >= '0' && *k <= '9') v = v * 10 + (*k++ - '0');
+                if (v == CHECKER_USER) continue;
+                if (v < next_user && !seen[v]) seen[v] = 1;
+                else extra++;
+            } else {
+                k++;
+            }
+        }
+        const char *cn = k ? memmem(k, (size_t)(end - k), "count", 5) : NULL;
+        if (cn) {
+            cn += 5;
+            while (cn < end && (*cn < '0' || *cn > '9')) cn++;
+            count = 0;
+            while (cn < end && *cn >= '0' && *cn <= '9') count = count * 10 + (*cn++ - '0');
+        }
+    }
+    long expected = 0, missing = 0;
+    for (int i = 0; i < pres_b + pres_c; i++) {
+        conn *c = &subs_arr[i];
+        int member = c->role == R_STABLE ? (c->ok && c->state == ST_SUBSCRIBED)
+                                         : (c->pstate == P_JOINED && c->state == ST_SUBSCRIBED);
+        if (!member) continue;
+        expected++;
+        if (seen[c->user] == 1) seen[c->user] = 2;
+        else missing++;
+    }
+    for (long u = 0; u < next_user; u++) extra += seen[u] == 1;
+    free(seen);
+    st.roster_count = count;
+    st.roster_expected = expected + 1; /* the checker counts itself */
+    st.roster_missing = missing;
+    st.roster_extra = extra;
+    st.checker_done = 1;
+}
+
+static void checker_lost(conn *c, int code) {
+    (void)c;
+    (void)code;
+    if (!st.checker_done) st.checker_done = -1;
+}
+
+/* ---- connection churn ---- */
+
+static void churn_start(conn *c, uint64_t now) {
+    c->t0 = now;
+    c->t1 = 0;
+    if (conn_open(c) < 0) {
+        st.churn_fail++;
+        st.fail_connect++;
+        c->state = ST_CLOSED;
+        c->t1 = now + 10000000ull; /* retry in 10 ms */
+    }
+}
+
+static void churn_lost(conn *c, int was, int code) {
+    if (was == ST_CLOSING) {
+        /* The server ended the TCP connection without answering our close frame. */
+        st.close_no_frame++;
+        note_code(code);
+        c->t1 = 0;
+        return;
+    }
+    st.churn_fail++;
+    note_code(code);
+    if (was == ST_CONNECTING) st.fail_connect++;
+    else if (was == ST_HANDSHAKE) st.fail_handshake++;
+    else st.fail_subscribe++;
+    c->t1 = now_ns() + 10000000ull;
+}
+
+static void churn_tick(uint64_t now) {
+    uint64_t limit = (uint64_t)(cfg.cycle_timeout * 1e9);
+    for (int i = 0; i < cfg.subs; i++) {
+        conn *c = &subs_arr[i];
+        if (c->state == ST_CLOSED) {
+            if (phase == PH_LOAD && now < t_end && now >= c->t1) churn_start(c, now);
+        } else if (c->state == ST_CLOSING) {
+            if (now - c->t1 > 2000000000ull) {
+                st.close_timeout++;
+                st.churn_fail++;
+                conn_teardown(c);
+                c->t1 = 0;
+            }
+        } else if (now - c->t0 > limit) {
+            st.fail_timeout++;
+            st.churn_fail++;
+            conn_teardown(c);
+            c->t1 = 0;
+        }
+    }
+}
+
+static int churn_active(void) {
+    int n = 0;
+    for (int i = 0; i < cfg.subs; i++) n += subs_arr[i].state != ST_CLOSED;
+    return n;
+}
+
+/* ---- verification through the HTTP API (and the presence checker socket) ---- */
+
+static void http_get_signed(conn *c, const char *path, const char *params) {
+    char query[512], tosign[1024], sig[65];
+    uint8_t dig[32];
+    int ql = snprintf(query, sizeof query, "auth_key=%s&auth_timestamp=%ld&auth_version=1.0&%s",
+                      cfg.key, (long)time(NULL), params);
+    int sl = snprintf(tosign, sizeof tosign, "GET\n%s\n%s", path, query);
+    hmac_sha256(tosign, (size_t)sl, dig);
+    to_hex(dig, 32, sig);
+    out_reserve(c, (size_t)ql + 512);
+    int rl = snprintf(c->out + c->out_len, c->out_cap - c->out_len,
+                      "GET %s?%s&auth_signature=%s HTTP/1.1\r\nHost: %s\r\n\r\n", path, query, sig,
+                      req_host_hdr);
+    c->out_len += (uint32_t)rl;
+    st.verify_status = 0;
+    st.verify_body[0] = 0;
+    st.verify_tries++;
+    conn_flush(c);
+}
+
+static void verify_response(conn *c, size_t len) {
+    char *he = memmem(rxbuf, len, "\r\n\r\n", 4);
+    long clen = 0;
+    if (he) {
+        for (char *l = memchr(rxbuf, '\n', (size_t)(he - rxbuf)); l && l < he;
+             l = memchr(l + 1, '\n', (size_t)(he - l)))
+            if (strncasecmp(l + 1, "content-length:", 15) == 0) clen = strtol(l + 16, NULL, 10);
+    }
+    size_t hl = he ? (size_t)(he - rxbuf) + 4 : 0;
+    if (!he || len < hl + (size_t)clen) { /* incomplete: keep it */
+        if (len > c->in_cap) {
+            c->in = realloc(c->in, len);
+            if (!c->in) die("out of memory");
+            c->in_cap = (uint32_t)len;
+        }
+        memcpy(c->in, rxbuf, len);
+        c->in_len = (uint32_t)len;
+        return;
+    }
+    c->in_len = 0;
+    int status = len > 12 ? (int)strtol(rxbuf + 9, NULL, 10) : -1;
+    snprintf(st.verify_body, sizeof st.verify_body, "%.*s", (int)(clen < 500 ? clen : 500),
+             rxbuf + hl);
+    st.verify_status = status > 0 ? status : -1;
+}
+
+static long json_number(const char *body, const char *key) {
+    const char *k = strstr(body, key);
+    if (!k) return -1;
+    k += strlen(key);
+    while (*k && (*k < '0' || *k > '9')) k++;
+    return *k ? strtol(k, NULL, 10) : -1;
+}
+
+static int vstage;
+static uint64_t v_deadline, v_next;
+static long api_subs_count = -1;
+
+static void verify_start(uint64_t now) {
+    vstage = 0;
+    v_deadline = now + (uint64_t)(cfg.verify_timeout * 1e9);
+    st.api_count = -1;
+}
+
+/* Returns 1 when verification is over. */
+static int verify_step(uint64_t now) {
+    char path[512], params[128];
+    if (now > v_deadline) {
+        st.verify_timed_out = 1;
+        return 1;
+    }
+    snprintf(path, sizeof path, "/apps/%s/channels/%s%s", cfg.app_id,
+             scenario == SC_PRESENCE ? "presence-" : "", cfg.channel);
+    snprintf(params, sizeof params, "info=%s",
+             scenario == SC_PRESENCE ? "subscription_count,user_count" : "subscription_count");
+    switch (vstage) {
+    case 0: /* connect */
+        if (vconn.state == ST_CLOSED && conn_open(&vconn) < 0) return 0;
+        vstage = 1;
+        return 0;
+    case 1: /* connected: ask */
+        if (vconn.state == ST_CLOSED) {
+            vstage = 0;
+            return 0;
+        }
+        if (vconn.state != ST_READY) return 0;
+        http_get_signed(&vconn, path, params);
+        vstage = 2;
+        return 0;
+    case 2: /* answered */
+        if (vconn.state == ST_CLOSED && !st.verify_status) {
+            vstage = 0;
+            return 0;
+        }
+        if (!st.verify_status) return 0;
+        api_subs_count = st.verify_status == 200 ? json_number(st.verify_body, "\"subscription_count\"") : -1;
+        if (scenario == SC_CHURN) {
+            st.api_count = api_subs_count;
+            if (api_subs_count == 0) return 1;
+            v_next = now + 200000000ull; /* the server may still be closing: ask again */
+            vstage = 3;
+            return 0;
+        }
+        st.api_count = st.verify_status == 200 ? json_number(st.verify_body, "\"user_count\"") : -1;
+        checker.idx = (uint32_t)(pres_b + pres_c);
+        checker.user = CHECKER_USER;
+        if (conn_open(&checker) < 0) return 1;
+        vstage = 4;
+        return 0;
+    case 3:
+        if (now >= v_next) vstage = 1;
+        return 0;
+    case 4: /* presence checker */
+        return st.checker_done != 0;
+    }
+    return 1;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -904,7 +1730,7 @@ static void print_setup(void) {
            el > 0 ? st.sub_ok / el : 0.0, setup_cpu1 - setup_cpu0);
     print_errors_json();
     printf("\"bind_fallbacks\":%ld,\"timed_out\":%d}\n", bind_fallbacks,
-           st.sub_ok + st.sub_failed < cfg.subs);
+           scenario != SC_CHURN && st.sub_ok + st.sub_failed < cfg.subs);
     fflush(stdout);
 }
 
@@ -957,6 +1783,133 @@ static void print_result(double load_cpu1, uint64_t t_done) {
     fflush(stdout);
 }
 
+
+static double pct_of(const uint32_t *a, size_t n, double q) {
+    if (!n) return -1;
+    size_t i = (size_t)(q * (double)(n - 1) + 0.5);
+    return a[i] / 1000.0;
+}
+
+static void print_lat(const char *prefix, uint32_t *a, size_t n) {
+    qsort(a, n, sizeof *a, cmp_u32);
+    printf("\"%ssamples\":%zu,\"%sp50_ms\":%.3f,\"%sp90_ms\":%.3f,\"%sp99_ms\":%.3f,"
+           "\"%sp999_ms\":%.3f,\"%smax_ms\":%.3f,",
+           prefix, n, prefix, pct_of(a, n, 0.5), prefix, pct_of(a, n, 0.9), prefix,
+           pct_of(a, n, 0.99), prefix, pct_of(a, n, 0.999), prefix, n ? a[n - 1] / 1000.0 : -1);
+}
+
+static void print_common(double load_cpu1, uint64_t t_done) {
+    double window = (double)(t_end - t_warm) / 1e9;
+    double wall = (double)(t_done - t_load0) / 1e9;
+    printf("RESULT {\"scenario\":\"%s\",\"mode\":\"%s\",\"subs\":%ld,\"window_s\":%.3f,"
+           "\"warmup_s\":%.3f,\"duration_s\":%.3f,\"load_wall_s\":%.3f,\"gen_cpu_s\":%.4f,\"deliveries\":%llu,\"deliveries_window\":%llu,"
+           "\"deliveries_per_s\":%.1f,\"dup\":%llu,\"unexpected\":%llu,\"unparsed\":%llu,"
+           "\"fragmented\":%llu,\"sub_closed\":%ld,\"pub_closed\":%ld,\"pings_answered\":%ld,"
+           "\"other_internal\":%ld,\"subscription_errors\":%ld,\"self_echo\":%ld,"
+           "\"seq_exhausted\":%ld,\"max_send_lag_ms\":%.3f,",
+           scenario == SC_CLIENT ? "client" : scenario == SC_PRESENCE ? "presence" : "churn",
+           cfg.mode == MODE_CLOSED ? "closed" : cfg.mode == MODE_RATE ? "rate" : "none", st.sub_ok,
+           window, cfg.warmup, cfg.duration, wall, load_cpu1 - load_cpu0, (unsigned long long)st.deliveries,
+           (unsigned long long)st.deliveries_window,
+           window > 0 ? st.deliveries_window / window : 0.0, (unsigned long long)st.dups,
+           (unsigned long long)st.unexpected, (unsigned long long)st.unparsed,
+           (unsigned long long)st.fragmented, st.sub_closed_during_load, st.pub_closed,
+           st.pings_answered, st.other_internal, st.sub_errors, st.self_echo, st.seq_exhausted,
+           st.max_lag_ns / 1e6);
+}
+
+static void print_result_client(double load_cpu1, uint64_t t_done) {
+    uint64_t expected = 0, received = 0;
+    for (long s = 0; s < next_seq; s++) {
+        if (status_of[s] != 1) continue;
+        conn *snd = &subs_arr[seq_sender[s]];
+        uint64_t *row = bitmap + (size_t)s * row_words;
+        for (int m = ch_lo[snd->chan]; m < ch_lo[snd->chan + 1]; m++) {
+            if (m == (int)snd->idx || !subs_arr[m].ok) continue;
+            expected++;
+            received += (row[m >> 6] >> (m & 63)) & 1;
+        }
+    }
+    double window = (double)(t_end - t_warm) / 1e9;
+    print_common(load_cpu1, t_done);
+    printf("\"channels\":%d,\"senders\":%d,\"window\":%d,\"target_rate\":%.1f,\"data\":\"%s\","
+           "\"events_sent\":%ld,\"events_window\":%ld,\"events_per_s\":%.1f,\"expected\":%llu,"
+           "\"lost\":%llu,\"wrong_channel\":%ld,\"err_4301\":%ld,",
+           cfg.channels, nsenders, cfg.window, cfg.rate, cfg.data_object ? "object" : "string",
+           st.events_sent, st.events_window, window > 0 ? st.events_window / window : 0.0,
+           (unsigned long long)expected, (unsigned long long)(expected - received),
+           st.wrong_channel, st.err_4301);
+    print_lat("lat_", lat_us, lat_n);
+    print_errors_json();
+    printf("\"end\":1}\n");
+    fflush(stdout);
+}
+
+static void print_result_presence(double load_cpu1, uint64_t t_done) {
+    uint64_t expected = 0, received = 0;
+    long unfinished = 0;
+    for (long e = 0; e < 2 * next_user; e++) {
+        if (status_of[e] == 3) unfinished++;
+        if (status_of[e] != 1) continue;
+        uint64_t *row = bitmap + (size_t)e * row_words;
+        for (int m = 0; m < pres_b; m++) {
+            if (!subs_arr[m].ok) continue;
+            expected++;
+            received += (row[m >> 6] >> (m & 63)) & 1;
+        }
+    }
+    long members = 0;
+    for (int i = 0; i < pres_b + pres_c; i++) {
+        conn *c = &subs_arr[i];
+        members += c->role == R_STABLE ? (c->ok && c->state == ST_SUBSCRIBED)
+                                       : (c->pstate == P_JOINED && c->state == ST_SUBSCRIBED);
+    }
+    double window = (double)(t_end - t_warm) / 1e9;
+    print_common(load_cpu1, t_done);
+    printf("\"stable\":%d,\"pool\":%d,\"stable_ok\":%ld,\"window\":%d,\"target_rate\":%.1f,"
+           "\"joins_issued\":%ld,\"joins_ok\":%ld,\"join_failed\":%ld,\"leaves_issued\":%ld,"
+           "\"leaves_unsub\":%ld,\"leaves_close\":%ld,\"ops_done\":%ld,\"ops_done_window\":%ld,"
+           "\"ops_per_s\":%.1f,\"ops_unfinished\":%ld,\"ops_outstanding\":%ld,\"starved\":%ld,"
+           "\"reconnect_fail\":%ld,\"member_events_setup\":%llu,\"expected\":%llu,\"lost\":%llu,",
+           pres_b, pres_c, stable_ok, cfg.window, cfg.rate, st.joins_issued, st.joins_ok,
+           st.join_failed, st.leaves_issued, st.leaves_unsub, st.leaves_close, st.ops_done,
+           st.ops_done_window, window > 0 ? st.ops_done_window / window : 0.0, unfinished,
+           st.ops_outstanding, st.starved, st.reconnect_fail,
+           (unsigned long long)st.member_events_setup, (unsigned long long)expected,
+           (unsigned long long)(expected - received));
+    printf("\"members_expected\":%ld,\"api_status\":%d,\"api_user_count\":%ld,"
+           "\"api_subscription_count\":%ld,\"roster_count\":%ld,\"roster_expected\":%ld,"
+           "\"roster_missing\":%ld,\"roster_extra\":%ld,\"checker\":%d,\"verify_timed_out\":%d,",
+           members, st.verify_status, st.api_count, api_subs_count, st.roster_count,
+           st.roster_expected, st.roster_missing, st.roster_extra, st.checker_done,
+           st.verify_timed_out);
+    print_lat("join_", lat_us, lat_n);
+    print_lat("leave_", lat2_us, lat2_n);
+    print_errors_json();
+    printf("\"end\":1}\n");
+    fflush(stdout);
+}
+
+static void print_result_churn(double load_cpu1, uint64_t t_done) {
+    double window = (double)(t_end - t_warm) / 1e9;
+    print_common(load_cpu1, t_done);
+    printf("\"window\":%d,\"close\":\"%s\",\"cycles\":%ld,\"cycles_window\":%ld,"
+           "\"cycles_per_s\":%.1f,\"failures\":%ld,\"fail_connect\":%ld,\"fail_handshake\":%ld,"
+           "\"fail_subscribe\":%ld,\"fail_timeout\":%ld,\"close_frame\":%ld,\"close_rst\":%ld,"
+           "\"close_no_frame\":%ld,\"close_timeout\":%ld,\"still_open\":%d,\"api_status\":%d,"
+           "\"api_subscription_count\":%ld,\"verify_tries\":%d,\"verify_timed_out\":%d,",
+           cfg.subs,
+           cfg.close_mode == CLOSE_WS ? "ws" : cfg.close_mode == CLOSE_RST ? "rst" : "mixed",
+           st.cycles, st.cycles_window, window > 0 ? st.cycles_window / window : 0.0,
+           st.churn_fail, st.fail_connect, st.fail_handshake, st.fail_subscribe, st.fail_timeout,
+           st.close_frame, st.closes_rst, st.close_no_frame, st.close_timeout, churn_active(),
+           st.verify_status, st.api_count, st.verify_tries, st.verify_timed_out);
+    print_lat("cycle_", lat_us, lat_n);
+    print_errors_json();
+    printf("\"bind_fallbacks\":%ld,\"end\":1}\n", bind_fallbacks);
+    fflush(stdout);
+}
+
 /* ------------------------------------------------------------------------------------------ */
 
 static int self_test(void) {
@@ -982,7 +1935,12 @@ static void usage(void) {
             "  [--mode none|closed|rate] [--rate TRIGGERS_PER_S] [--depth D] [--duration SEC]\n"
             "  [--warmup SEC] [--drain SEC] [--payload BYTES] [--concurrency C]\n"
             "  [--setup-timeout SEC] [--max-events N] [--app-id ID] [--key KEY] [--secret SECRET]\n"
-            "  [--channel NAME] [--interactive] [--no-bind] [--self-test]\n");
+            "  [--channel NAME] [--interactive] [--no-bind] [--self-test]\n"
+            "  [--scenario fanout|client|presence|churn] [--channels N] [--senders K]\n"
+            "  [--window W] [--client-data object|string] [--pool C] [--leave unsub|close|mixed]\n"
+            "  [--close ws|rst|mixed] [--cycle-timeout SEC] [--verify-timeout SEC]\n"
+            "client: --rate is client events/s in all; presence: --rate is leave+join ops/s;\n"
+            "churn: --subs is unused, --window is the number of cycles in flight.\n");
     exit(2);
 }
 
@@ -996,6 +1954,10 @@ int main(int argc, char **argv) {
         {"key", 1, 0, 'K'},         {"secret", 1, 0, 'S'},        {"channel", 1, 0, 'C'},
         {"interactive", 0, 0, 'i'}, {"self-test", 0, 0, 'X'},     {"help", 0, 0, '?'},
         {"no-bind", 0, 0, 'B'},
+        {"scenario", 1, 0, 1000}, {"channels", 1, 0, 1001},     {"senders", 1, 0, 1002},
+        {"window", 1, 0, 1003},   {"client-data", 1, 0, 1004},  {"pool", 1, 0, 1005},
+        {"leave", 1, 0, 1006},    {"close", 1, 0, 1007},        {"cycle-timeout", 1, 0, 1008},
+        {"verify-timeout", 1, 0, 1009},
         {0, 0, 0, 0}};
     int o;
     md5_init_table();
@@ -1027,12 +1989,59 @@ int main(int argc, char **argv) {
         case 'i': cfg.interactive = 1; break;
         case 'B': bind_ports = 0; break;
         case 'X': hmac_set_key("bench-secret"); return self_test();
+        case 1000:
+            if (!strcmp(optarg, "fanout")) scenario = SC_FANOUT;
+            else if (!strcmp(optarg, "client")) scenario = SC_CLIENT;
+            else if (!strcmp(optarg, "presence")) scenario = SC_PRESENCE;
+            else if (!strcmp(optarg, "churn")) scenario = SC_CHURN;
+            else usage();
+            break;
+        case 1001: cfg.channels = atoi(optarg); break;
+        case 1002: cfg.senders = atoi(optarg); break;
+        case 1003: cfg.window = atoi(optarg); break;
+        case 1004:
+            if (!strcmp(optarg, "object")) cfg.data_object = 1;
+            else if (!strcmp(optarg, "string")) cfg.data_object = 0;
+            else usage();
+            break;
+        case 1005: cfg.pool = atoi(optarg); break;
+        case 1006:
+            if (!strcmp(optarg, "unsub")) cfg.leave_mode = LEAVE_UNSUB;
+            else if (!strcmp(optarg, "close")) cfg.leave_mode = LEAVE_CLOSE;
+            else if (!strcmp(optarg, "mixed")) cfg.leave_mode = LEAVE_MIXED;
+            else usage();
+            break;
+        case 1007:
+            if (!strcmp(optarg, "ws")) cfg.close_mode = CLOSE_WS;
+            else if (!strcmp(optarg, "rst")) cfg.close_mode = CLOSE_RST;
+            else if (!strcmp(optarg, "mixed")) cfg.close_mode = CLOSE_MIXED;
+            else usage();
+            break;
+        case 1008: cfg.cycle_timeout = atof(optarg); break;
+        case 1009: cfg.verify_timeout = atof(optarg); break;
         default: usage();
         }
     }
     if (!cfg.port) usage();
     if (cfg.payload < 32 || cfg.payload > 4000) die("--payload must be 32..4000");
-    if (cfg.mode != MODE_NONE && cfg.pubs < 1) die("--mode closed/rate needs --pubs >= 1");
+    if (scenario == SC_FANOUT && cfg.mode != MODE_NONE && cfg.pubs < 1)
+        die("--mode closed/rate needs --pubs >= 1");
+    if (scenario != SC_FANOUT) {
+        cfg.pubs = 0; /* the verify connection is separate */
+        if (scenario == SC_CHURN) cfg.mode = MODE_CLOSED;
+        if (cfg.mode == MODE_NONE) die("--scenario %s needs --mode closed or rate",
+                                       scenario == SC_CLIENT ? "client" : "presence");
+        if (cfg.window < 1) die("--window must be >= 1");
+    }
+    if (scenario == SC_CLIENT) {
+        if (cfg.channels < 1 || cfg.subs < 2 * cfg.channels)
+            die("client: need --channels >= 1 and at least 2 subscribers per channel");
+        if (cfg.senders < 1) cfg.senders = cfg.channels;
+        if (cfg.senders > cfg.subs) die("client: --senders must be <= --subs");
+    }
+    if (scenario == SC_PRESENCE && (cfg.pool < 2 || cfg.subs < 1))
+        die("presence: need --subs >= 1 stable members and --pool >= 2");
+    if (scenario == SC_CHURN) cfg.subs = cfg.window; /* one slot per cycle in flight */
     if (cfg.mode == MODE_RATE && cfg.rate <= 0) die("--mode rate needs --rate > 0");
     if (cfg.warmup >= cfg.duration && cfg.mode != MODE_NONE) die("--warmup must be < --duration");
     if (strcmp(cfg.host, "127.0.0.1") != 0) die("only 127.0.0.1 is allowed");
@@ -1043,8 +2052,9 @@ int main(int argc, char **argv) {
     getrlimit(RLIMIT_NOFILE, &rl);
     rl.rlim_cur = rl.rlim_max;
     setrlimit(RLIMIT_NOFILE, &rl);
-    if ((rlim_t)(cfg.subs + cfg.pubs + 16) > rl.rlim_cur)
-        die("%d connections need more than the open-file limit %ld", cfg.subs + cfg.pubs,
+    int total_socks = cfg.subs + cfg.pubs + (scenario == SC_PRESENCE ? cfg.pool + 2 : 1);
+    if ((rlim_t)(total_socks + 16) > rl.rlim_cur)
+        die("%d connections need more than the open-file limit %ld", total_socks,
             (long)rl.rlim_cur);
 
     hmac_set_key(cfg.secret);
@@ -1060,22 +2070,66 @@ int main(int argc, char **argv) {
     srv_addr.sin_port = htons((uint16_t)cfg.port);
     inet_pton(AF_INET, cfg.host, &srv_addr.sin_addr);
 
+    /* Presence: stable members, then the pool; the checker socket's column comes last. */
+    int nsocks = cfg.subs;
+    if (scenario == SC_PRESENCE) {
+        pres_b = cfg.subs;
+        pres_c = cfg.pool;
+        nsocks = pres_b + pres_c;
+        cfg.subs = nsocks; /* all of them connect during setup */
+        first_load_user = next_user = nsocks;
+    }
     /* One bit per (event, subscriber); calloc'd memory is only touched as events arrive. */
-    row_words = ((size_t)cfg.subs + 63) / 64;
-    if (!row_words) row_words = 1;
+    row_words = ((size_t)nsocks + 1 + 63) / 64;
     max_seq = (long)((1ull << 30) / (row_words * 8)); /* <= 1 GiB of (lazily touched) bits */
     if (max_seq > (1L << 24)) max_seq = 1L << 24;
+    if (scenario == SC_CHURN) max_seq = 1;
     if (cfg.max_events > 0 && cfg.max_events < max_seq) max_seq = cfg.max_events;
     bitmap = calloc((size_t)max_seq * row_words, 8);
     send_ns = calloc((size_t)max_seq, sizeof *send_ns);
     status_of = calloc((size_t)max_seq, sizeof *status_of);
-    subs_arr = calloc((size_t)cfg.subs + 1, sizeof(conn));
+    subs_arr = calloc((size_t)nsocks + 1, sizeof(conn));
     pubs_arr = calloc((size_t)cfg.pubs + 1, sizeof(conn));
     if (!bitmap || !send_ns || !status_of || !subs_arr || !pubs_arr) die("out of memory");
-    for (int i = 0; i < cfg.subs; i++) {
-        subs_arr[i].kind = K_SUB;
+    if (scenario == SC_CLIENT || scenario == SC_PRESENCE) {
+        seq_sender = calloc((size_t)max_seq, sizeof *seq_sender);
+        ev_left = calloc((size_t)max_seq, sizeof *ev_left);
+        if (!seq_sender || !ev_left) die("out of memory");
+    }
+    for (int i = 0; i < nsocks; i++) {
+        subs_arr[i].kind = scenario == SC_CHURN ? K_CHURN : K_SUB;
         subs_arr[i].idx = (uint32_t)i;
         subs_arr[i].fd = -1;
+        subs_arr[i].state = scenario == SC_CHURN ? ST_CLOSED : 0;
+        if (scenario == SC_PRESENCE) {
+            subs_arr[i].role = i < pres_b ? R_STABLE : R_POOL;
+            subs_arr[i].user = i;
+        }
+    }
+    if (scenario == SC_PRESENCE) {
+        q_idle.cap = q_joined.cap = (uint32_t)pres_c;
+        q_idle.v = calloc((size_t)pres_c, sizeof(uint32_t));
+        q_joined.v = calloc((size_t)pres_c, sizeof(uint32_t));
+        if (!q_idle.v || !q_joined.v) die("out of memory");
+    }
+    if (scenario == SC_CLIENT) {
+        ch_lo = calloc((size_t)cfg.channels + 1, sizeof *ch_lo);
+        ch_ok = calloc((size_t)cfg.channels, sizeof *ch_ok);
+        senders_arr = calloc((size_t)cfg.senders, sizeof *senders_arr);
+        if (!ch_lo || !ch_ok || !senders_arr) die("out of memory");
+        for (int ch = 0; ch <= cfg.channels; ch++)
+            ch_lo[ch] = (int)((long)ch * cfg.subs / cfg.channels);
+        for (int ch = 0; ch < cfg.channels; ch++)
+            for (int i = ch_lo[ch]; i < ch_lo[ch + 1]; i++) subs_arr[i].chan = (uint16_t)ch;
+        /* Senders spread over the channels: j-th sender is member j/channels of channel
+         * j%channels. */
+        for (int j = 0; j < cfg.senders; j++) {
+            int ch = j % cfg.channels, k = j / cfg.channels;
+            if (ch_lo[ch] + k >= ch_lo[ch + 1]) continue;
+            conn *c = &subs_arr[ch_lo[ch] + k];
+            c->sender = 1;
+            senders_arr[nsenders++] = c;
+        }
     }
     for (int i = 0; i < cfg.pubs; i++) {
         pubs_arr[i].kind = K_PUB;
@@ -1095,8 +2149,9 @@ int main(int argc, char **argv) {
     st.t_setup0 = now_ns();
     uint64_t setup_deadline = st.t_setup0 + (uint64_t)(cfg.setup_timeout * 1e9);
     t_warm = t_end = UINT64_MAX;
-    uint64_t next_due = 0, drain_deadline = 0;
-    long rate_i = 0, rr = 0;
+    uint64_t drain_deadline = 0, drain_end = 0;
+    double drain_cpu = 0;
+    long rr = 0;
     phase = PH_SETUP;
     int pubs_started = 0;
 
@@ -1107,6 +2162,7 @@ int main(int argc, char **argv) {
             timeout = next_due > now ? (int)((next_due - now + 999999) / 1000000) : 0;
             if (timeout > 100) timeout = 100;
         }
+        if (scenario == SC_CHURN || phase == PH_VERIFY) timeout = timeout < 10 ? timeout : 10;
         int n = epoll_wait(epfd, evs, 1024, timeout);
         if (n < 0 && errno != EINTR) die("epoll_wait: %s", strerror(errno));
         for (int i = 0; i < n; i++) {
@@ -1134,6 +2190,13 @@ int main(int argc, char **argv) {
         now = now_ns();
         switch (phase) {
         case PH_SETUP: {
+            if (scenario == SC_CHURN) { /* nothing to set up */
+                setup_cpu1 = cpu_seconds();
+                print_setup();
+                phase = PH_WAIT_GO;
+                stdin_line = 0;
+                break;
+            }
             long in_progress = st.sub_started - st.sub_ok - st.sub_failed;
             while (st.sub_started < cfg.subs && in_progress < cfg.concurrency) {
                 conn *c = &subs_arr[st.sub_started++];
@@ -1154,7 +2217,11 @@ int main(int argc, char **argv) {
                     }
             }
             int pubs_done = pubs_started && st.pub_ok + st.pub_failed >= cfg.pubs;
-            if ((subs_done && pubs_done) || now > setup_deadline) {
+            /* Presence: let the member_added of the setup joins settle first. */
+            uint64_t last = st.last_setup_event_ns > st.t_last_sub ? st.last_setup_event_ns
+                                                                   : st.t_last_sub;
+            int quiet = scenario != SC_PRESENCE || now - last > 300000000ull;
+            if ((subs_done && pubs_done && quiet) || now > setup_deadline) {
                 setup_cpu1 = cpu_seconds();
                 print_setup();
                 phase = PH_WAIT_GO;
@@ -1176,7 +2243,9 @@ int main(int argc, char **argv) {
                 if (cfg.mode == MODE_NONE) t_warm = t_load0;
                 next_due = t_load0;
                 phase = PH_LOAD;
-                if (cfg.mode == MODE_CLOSED) {
+                if (scenario == SC_CLIENT) client_load_start();
+                if (scenario == SC_PRESENCE) presence_load_start();
+                if (scenario == SC_FANOUT && cfg.mode == MODE_CLOSED) {
                     for (int i = 0; i < cfg.pubs; i++) {
                         conn *c = &pubs_arr[i];
                         if (c->state != ST_READY) continue;
@@ -1187,7 +2256,10 @@ int main(int argc, char **argv) {
             }
             break;
         case PH_LOAD:
-            if (cfg.mode == MODE_RATE) {
+            if (scenario == SC_CLIENT) client_tick(now);
+            else if (scenario == SC_PRESENCE) presence_tick(now);
+            else if (scenario == SC_CHURN) churn_tick(now);
+            else if (cfg.mode == MODE_RATE) {
                 while (next_due <= now && now < t_end) {
                     conn *best = NULL;
                     for (int j = 0; j < cfg.pubs; j++) {
@@ -1213,6 +2285,27 @@ int main(int argc, char **argv) {
             }
             break;
         case PH_DRAIN: {
+            if (scenario != SC_FANOUT) {
+                uint64_t last = st.last_delivery_ns > t_end ? st.last_delivery_ns : t_end;
+                int quiet = now - last > 1000000000ull, done;
+                if (scenario == SC_CHURN) churn_tick(now);
+                if (scenario == SC_CLIENT) done = st.outstanding == 0 || quiet;
+                else if (scenario == SC_PRESENCE) done = st.ops_outstanding <= 0 || quiet;
+                else done = churn_active() == 0;
+                if (done || now > drain_deadline) {
+                    drain_cpu = cpu_seconds();
+                    drain_end = now;
+                    if (scenario == SC_CLIENT) {
+                        print_result_client(drain_cpu, now);
+                        phase = cfg.interactive ? PH_WAIT_QUIT : PH_EXIT;
+                        stdin_line = 0;
+                    } else {
+                        verify_start(now);
+                        phase = PH_VERIFY;
+                    }
+                }
+                break;
+            }
             int inflight = 0;
             for (int i = 0; i < cfg.pubs; i++)
                 if (pubs_arr[i].state == ST_READY) inflight += (int)pubs_arr[i].fifo_n;
@@ -1228,6 +2321,15 @@ int main(int argc, char **argv) {
             }
             break;
         }
+        case PH_VERIFY:
+            if (verify_step(now)) {
+                /* CPU and wall time up to the end of the drain: verification is not load. */
+                if (scenario == SC_PRESENCE) print_result_presence(drain_cpu, drain_end);
+                else print_result_churn(drain_cpu, drain_end);
+                phase = cfg.interactive ? PH_WAIT_QUIT : PH_EXIT;
+                stdin_line = 0;
+            }
+            break;
         case PH_WAIT_QUIT:
             if (!cfg.interactive || stdin_line || stdin_eof) phase = PH_EXIT;
             break;
@@ -1236,5 +2338,7 @@ int main(int argc, char **argv) {
     phase = PH_EXIT;
     for (int i = 0; i < cfg.subs; i++) conn_close(&subs_arr[i], 1000);
     for (int i = 0; i < cfg.pubs; i++) conn_close(&pubs_arr[i], 1000);
+    conn_close(&vconn, 1000);
+    conn_close(&checker, 1000);
     return 0;
 }

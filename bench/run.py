@@ -14,6 +14,18 @@ Scenarios:
   fanout-rate  S subscribers, a fixed delivery rate (triggers/s = deliveries/s / S): latency
                p50/p99/max from a CLOCK_MONOTONIC send stamp in each event; lost/duplicates.
   http         HTTP API triggers/s with a few subscribers (closed loop, K connections).
+  client-events  S subscribers on a few private channels (signed auth), some of them sending
+               client events: closed loop (a bounded window of events per sender whose copies
+               have not all arrived) and a fixed delivery rate. Deliveries/s, latency from the
+               send stamp, lost/dup, pusher:error 4301 (client-event rate limit) counts.
+  presence-churn  a presence channel held at ~1,000 members while pool members leave
+               (unsubscribe or disconnect) and join as new users, closed loop and at a fixed
+               rate: joins+leaves/s, member_added/member_removed delivered/s, join -> member_added
+               and leave -> member_removed latency, lost/dup, and the final roster checked via
+               the HTTP API and a checker socket's subscription_succeeded.
+  conn-churn   connect, subscribe, subscription_succeeded, disconnect, with W cycles in flight:
+               cycles/s, failures, server RSS at the start and end of the load (leak check),
+               and the channel's subscription_count back to 0 afterwards.
 
 Example:  bench/build.sh && bench/run.py --repeat 3
 Only 127.0.0.1 is ever loaded; every run is bounded in count and time.
@@ -46,6 +58,11 @@ LOADGEN = HERE / "loadgen"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 APP_ID, APP_KEY, APP_SECRET = "123456", "bench-key", "bench-secret"
 LISTENING = re.compile(r"listening on ws://127\.0\.0\.1:(\d+)")
+ALL_SCENARIOS = ("connections", "fanout-max", "fanout-rate", "http", "client-events",
+                 "presence-churn", "conn-churn")  # fmt: skip
+# The open-file limit here is 20,000 per process: 19,500 connections leave the server (and the
+# generator) about 500 descriptors for everything else.
+MAX_CONNS = 19500
 
 
 # ---- /proc sampling ---------------------------------------------------------------------------
@@ -142,7 +159,9 @@ def _raise_nofile() -> None:
 class Server:
     """One `clarion serve` on 127.0.0.1, an ephemeral port, pinned with taskset."""
 
-    def __init__(self, args: argparse.Namespace, log_path: Path) -> None:
+    def __init__(
+        self, args: argparse.Namespace, log_path: Path, extra_env: dict[str, str] | None = None
+    ) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("CLARION_", "PUSHER_"))}
         env.update(
             PUSHER_APP_ID=APP_ID,
@@ -150,6 +169,8 @@ class Server:
             PUSHER_APP_SECRET=APP_SECRET,
             CLARION_APP_MAX_MESSAGE_SIZE_KB="100",
         )
+        env.update(extra_env or {})
+        self.extra_env = dict(extra_env or {})
         for item in args.server_env:
             key, _, value = item.partition("=")
             env[key] = value
@@ -228,6 +249,31 @@ class Server:
         ]
 
 
+class RssSampler:
+    """The server's VmRSS every `period` seconds during the load, as (seconds since the load
+    started, KiB) pairs: conn-churn's leak check, and the peak RSS for every scenario."""
+
+    def __init__(self, pid: int, period: float = 0.1) -> None:
+        self.pid, self.period = pid, period
+        self.t0 = time.monotonic()
+        self.series: list[tuple[float, int]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.series.append((round(time.monotonic() - self.t0, 3), proc_rss_kb(self.pid)))
+            except OSError:
+                return
+            self._stop.wait(self.period)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+
+
 # ---- load generator ---------------------------------------------------------------------------
 
 
@@ -291,10 +337,11 @@ class LoadGen:
 @dataclass
 class Scenario:
     name: str
-    kind: str  # "connections" or "messages"
+    kind: str  # "connections", "messages", "client", "presence" or "churn"
     subs: int
     gen_args: list[str]
     params: dict[str, Any] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)  # extra server environment
 
 
 def build_scenarios(args: argparse.Namespace) -> list[Scenario]:
@@ -386,16 +433,91 @@ def build_scenarios(args: argparse.Namespace) -> list[Scenario]:
                     {"pubs": args.http_publishers, "depth": args.depth},
                 )
             )
+        elif name == "client-events":
+            out += client_scenarios(args, load)
+        elif name == "presence-churn":
+            out += presence_scenarios(args, load)
+        elif name == "conn-churn":
+            out.append(
+                Scenario(
+                    f"conn churn, {args.churn_window} in flight, close {args.churn_close}",
+                    "churn",
+                    0,
+                    ["--scenario", "churn", "--window", str(args.churn_window),
+                     "--close", args.churn_close, *load],
+                    {"window": args.churn_window},
+                )
+            )  # fmt: skip
         else:
             raise SystemExit(f"unknown scenario {name!r}")
     return out
 
 
+def client_scenarios(args: argparse.Namespace, load: list[str]) -> list[Scenario]:
+    s, chans = args.client_subs, args.client_channels
+    receivers = s // chans - 1  # copies of one event: the channel's members but the sender
+    env = {
+        "CLARION_APP_ENABLE_CLIENT_MESSAGES": "true",
+        "CLARION_APP_MAX_CLIENT_EVENTS_PER_SECOND": str(args.client_event_limit),
+    }
+    common = ["--scenario", "client", "--subs", str(s), "--channels", str(chans),
+              "--senders", str(args.client_senders), "--client-data", args.client_data]  # fmt: skip
+    rate = args.client_deliveries / receivers
+    where = f"{s} subs on {chans} private channels"
+    return [
+        Scenario(
+            f"client events max, {where}",
+            "client",
+            s,
+            [*common, "--mode", "closed", "--window", str(args.client_window), *load],
+            {"senders": args.client_senders, "window": args.client_window},
+            env,
+        ),
+        Scenario(
+            f"client events {args.client_deliveries:,} deliv/s, {where}",
+            "client",
+            s,
+            [*common, "--mode", "rate", "--rate", repr(rate), *load],
+            {"senders": args.client_senders, "rate": rate},
+            env,
+        ),
+    ]
+
+
+def presence_scenarios(args: argparse.Namespace, load: list[str]) -> list[Scenario]:
+    members, pool = args.presence_members, args.presence_pool
+    stable = members - pool // 2  # half the pool is in the channel at any time
+    env = {"CLARION_APP_MAX_PRESENCE_MEMBERS": str(members + pool + 10)}
+    common = ["--scenario", "presence", "--subs", str(stable), "--pool", str(pool),
+              "--leave", args.presence_leave, "--setup-timeout", "300"]  # fmt: skip
+    params = {"members": members, "stable": stable, "pool": pool}
+    return [
+        Scenario(
+            f"presence churn max, {members} members",
+            "presence",
+            stable + pool,
+            [*common, "--mode", "closed", "--window", str(args.presence_window), *load],
+            {**params, "window": args.presence_window},
+            env,
+        ),
+        Scenario(
+            f"presence churn {args.presence_rate:g} ops/s, {members} members",
+            "presence",
+            stable + pool,
+            [*common, "--mode", "rate", "--rate", repr(args.presence_rate), *load],
+            {**params, "rate": args.presence_rate},
+            env,
+        ),
+    ]
+
+
 def run_once(args: argparse.Namespace, sc: Scenario, rep: int, logdir: Path) -> dict[str, Any]:
     tag = re.sub(r"[^a-z0-9]+", "-", sc.name.lower()).strip("-") + f"-r{rep}"
-    server = Server(args, logdir / f"{tag}.server.log")
+    server = Server(args, logdir / f"{tag}.server.log", sc.env)
     gen: LoadGen | None = None
     result: dict[str, Any] = {"scenario": sc.name, "rep": rep, "server_cmd": server.cmd}
+    result["server_env"] = sc.env
+    sampler: RssSampler | None = None
     try:
         time.sleep(args.server_settle)
         s0 = sample(server.pid)
@@ -408,8 +530,11 @@ def run_once(args: argparse.Namespace, sc: Scenario, rep: int, logdir: Path) -> 
         gen.proceed()
         c2 = core_times(args.server_core), core_times(args.gen_core)
         s2 = sample(server.pid)
+        sampler = RssSampler(server.pid)
         g2, gw2 = proc_cpu_s(gen.pid), proc_runq_wait_s(gen.pid)
         res = gen.expect("RESULT", timeout=max(args.duration, args.conn_hold) + args.drain + 60)
+        sampler.stop()
+        result["rss_series"] = sampler.series
         s3 = sample(server.pid)
         c3 = core_times(args.server_core), core_times(args.gen_core)
         g3, gw3 = proc_cpu_s(gen.pid), proc_runq_wait_s(gen.pid)
@@ -438,6 +563,8 @@ def run_once(args: argparse.Namespace, sc: Scenario, rep: int, logdir: Path) -> 
         result["failure"] = f"{type(error).__name__}: {error}"
         result["server_alive_after"] = server.alive()
     finally:
+        if sampler is not None:
+            sampler.stop()
         if gen is not None:
             gen.finish()
         result["server_exit"] = server.stop()
@@ -469,6 +596,47 @@ def metrics(sc: Scenario, r: dict[str, Any]) -> dict[str, float]:
         m["gen_cpu_s"] = setup["gen_cpu_s"]
         m["idle_cpu_pct"] = 100 * srv["cpu_load_s"] / srv["load_wall_s"]
         m["pings"] = load["pings_answered"]
+    elif sc.kind in ("client", "presence", "churn"):
+        wall = srv["load_wall_s"] or float("nan")
+        m["deliveries_per_s"] = load["deliveries_per_s"]
+        m["server_cpu_pct"] = 100 * srv["cpu_load_s"] / wall
+        m["gen_cpu_pct"] = 100 * load["gen_cpu_s"] / load["load_wall_s"]
+        m["server_wait_pct"] = 100 * srv["runq_wait_load_s"] / wall
+        m["server_core_pct"] = r["cores_load"]["server_core_busy_pct"]
+        m["gen_core_pct"] = r["cores_load"]["gen_core_busy_pct"]
+        m["server_cpu_s"] = srv["cpu_load_s"]
+        m["gen_cpu_s"] = load["gen_cpu_s"]
+        m["server_rss_mib"] = srv["rss_after_load_kb"] / 1024
+        series = r.get("rss_series") or [(0.0, srv["rss_after_setup_kb"])]
+        m["rss_peak_mib"] = max(kb for _, kb in series) / 1024
+        if sc.kind == "client":
+            m["events_per_s"] = load["events_per_s"]
+            m["p50"], m["p99"], m["max"] = (
+                load["lat_p50_ms"],
+                load["lat_p99_ms"],
+                load["lat_max_ms"],
+            )
+        elif sc.kind == "presence":
+            m["ops_per_s"] = load["ops_per_s"]
+            m["join_p50"], m["join_p99"] = load["join_p50_ms"], load["join_p99_ms"]
+            m["leave_p50"], m["leave_p99"] = load["leave_p50_ms"], load["leave_p99_ms"]
+            m["join_max"] = load["join_max_ms"]
+        else:
+            m["cycles_per_s"] = load["cycles_per_s"]
+            m["p50"], m["p99"], m["max"] = (
+                load["cycle_p50_ms"], load["cycle_p99_ms"], load["cycle_max_ms"],
+            )  # fmt: skip
+            # RSS at the start of the load, once the warm-up is over (allocator pools
+            # populated), and at its end; growth between the last two per 1,000 cycles.
+            warm = [kb for t, kb in series if t >= load["warmup_s"]]
+            during = [kb for t, kb in series if t <= load["duration_s"]]
+            m["rss_start_mib"] = series[0][1] / 1024
+            m["rss_warm_mib"] = (warm[0] if warm else series[0][1]) / 1024
+            m["rss_end_mib"] = (during[-1] if during else series[-1][1]) / 1024
+            cycles = load["cycles"] or float("nan")
+            m["rss_growth_kib_per_1k"] = (
+                (m["rss_end_mib"] - m["rss_warm_mib"]) * 1024 / cycles * 1000
+            )
     else:
         wall = srv["load_wall_s"] or float("nan")
         m["triggers_per_s"] = load["triggers_per_s"]
@@ -505,6 +673,37 @@ def counters(sc: Scenario, r: dict[str, Any]) -> dict[str, int]:
         c["non200"] = load["status_other"] + load["unanswered"]
         c["unexpected"] = load["unexpected"] + load["unparsed"] + load["fragmented"]
         c["seq_exhausted"] = load["seq_exhausted"]
+    if sc.kind in ("client", "presence", "churn"):
+        c["unexpected"] = load["unexpected"] + load["unparsed"] + load["fragmented"]
+        c["self_echo"] = load["self_echo"]
+        c["subscription_errors"] = load["subscription_errors"]
+        c["seq_exhausted"] = load["seq_exhausted"]
+        c["dup"] = load["dup"]
+    if sc.kind == "client":
+        c["lost"] = load["lost"]
+        c["err_4301"] = load["err_4301"]
+        c["wrong_channel"] = load["wrong_channel"]
+    elif sc.kind == "presence":
+        c["lost"] = load["lost"]
+        c["join_failed"] = load["join_failed"]
+        c["ops_unfinished"] = max(load["ops_unfinished"], load["ops_outstanding"])
+        c["reconnect_fail"] = load["reconnect_fail"]
+        c["verify_timed_out"] = load["verify_timed_out"]
+        c["roster_mismatch"] = int(
+            load["checker"] != 1
+            or load["roster_count"] != load["roster_expected"]
+            or load["roster_missing"] != 0
+            or load["roster_extra"] != 0
+            or load["api_user_count"] != load["members_expected"]
+            or load["api_subscription_count"] != load["members_expected"]
+        )
+    elif sc.kind == "churn":
+        c["failures"] = load["failures"]
+        c["close_no_frame"] = load["close_no_frame"]
+        c["close_timeout"] = load["close_timeout"]
+        c["still_open"] = load["still_open"]
+        c["subscriptions_left"] = int(load["api_subscription_count"] != 0)
+        c["verify_timed_out"] = load["verify_timed_out"]
     return c
 
 
@@ -519,8 +718,11 @@ def fmt(v: float, digits: int = 0) -> str:
     return f"{v:,.{digits}f}"
 
 
+SHOWN = ("lost", "dup", "non200", "err_4301", "failures", "roster_mismatch")
+
+
 def problems_cell(c: dict[str, int]) -> str:
-    bad = [f"{k}={v}" for k, v in c.items() if v and k not in ("lost", "dup", "non200")]
+    bad = [f"{k}={v}" for k, v in c.items() if v and k not in SHOWN]
     return ", ".join(bad) if bad else "none"
 
 
@@ -537,6 +739,48 @@ MSG_HEADER = (
 )
 
 
+CLIENT_HEADER = (
+    "| scenario | senders | client events/s | deliveries/s | p50 ms | p99 ms | max ms | lost "
+    "| dup | 4301 errors | server CPU % | server runq wait % | gen CPU % | cores busy % srv/gen "
+    "| server RSS MiB | problems |"
+    "\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+)
+PRESENCE_HEADER = (
+    "| scenario | members (stable + pool) | joins+leaves/s | member events delivered/s "
+    "| join -> member_added p50 / p99 / max ms | leave -> member_removed p50 / p99 ms | lost "
+    "| dup | final roster | server CPU % | server runq wait % | gen CPU % | server RSS MiB "
+    "| problems |"
+    "\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+)
+CHURN_HEADER = (
+    "| scenario | cycles/s | cycle p50 / p99 / max ms | failures "
+    "| server RSS MiB: load start / after warm-up / load end | RSS growth KiB per 1k cycles "
+    "| server CPU % | server runq wait % | gen CPU % | problems |"
+    "\n|---|---|---|---|---|---|---|---|---|---|"
+)
+HEADERS = {
+    "connections": CONN_HEADER,
+    "messages": MSG_HEADER,
+    "client": CLIENT_HEADER,
+    "presence": PRESENCE_HEADER,
+    "churn": CHURN_HEADER,
+}
+
+
+def roster_cell(runs: list[dict[str, Any]], mismatches: int) -> str:
+    """The last good run's figures: checker count / expected (the checker included), and the
+    HTTP API's user_count / subscription_count against the members the generator holds."""
+    loads = [r["load"] for r in runs if "load" in r]
+    if not loads:
+        return "-"
+    ld = loads[-1]
+    text = (
+        f"checker {ld['roster_count']}/{ld['roster_expected']}, API users "
+        f"{ld['api_user_count']}/{ld['members_expected']}"
+    )
+    return ("MISMATCH " if mismatches else "ok: ") + text
+
+
 def row(sc: Scenario, runs: list[dict[str, Any]]) -> str:
     ms = [metrics(sc, r) for r in runs]
     ms = [m for m in ms if m]
@@ -549,6 +793,47 @@ def row(sc: Scenario, runs: list[dict[str, Any]]) -> str:
     def g(key: str) -> float:
         return med([m[key] for m in ms]) if ms else float("nan")
 
+    def gen_note(cell: str) -> str:
+        return cell + (" (generator near saturation)" if g("gen_cpu_pct") > 90 else "")
+
+    if sc.kind == "client":
+        how = f"{sc.params['senders']} " + (
+            f"x{sc.params['window']} closed" if "window" in sc.params else "@ fixed rate"
+        )
+        cells = [
+            sc.name, how, fmt(g("events_per_s"), 1), fmt(g("deliveries_per_s")),
+            fmt(g("p50"), 2), fmt(g("p99"), 2), fmt(g("max"), 2),
+            str(total.get("lost", "-")), str(total.get("dup", "-")),
+            str(total.get("err_4301", "-")), fmt(g("server_cpu_pct")), fmt(g("server_wait_pct")),
+            fmt(g("gen_cpu_pct")), f"{fmt(g('server_core_pct'))}/{fmt(g('gen_core_pct'))}",
+            fmt(g("server_rss_mib"), 1), gen_note(problems_cell(total)),
+        ]  # fmt: skip
+        return "| " + " | ".join(cells) + " |"
+    if sc.kind == "presence":
+        p = sc.params
+        how = f"window {p['window']}" if "window" in p else f"{p['rate']:g} ops/s"
+        cells = [
+            f"{sc.name} ({how})", f"{p['members']} ({p['stable']} + {p['pool']}/2)",
+            fmt(g("ops_per_s"), 1), fmt(g("deliveries_per_s")),
+            f"{fmt(g('join_p50'), 2)} / {fmt(g('join_p99'), 2)} / {fmt(g('join_max'), 2)}",
+            f"{fmt(g('leave_p50'), 2)} / {fmt(g('leave_p99'), 2)}",
+            str(total.get("lost", "-")), str(total.get("dup", "-")),
+            roster_cell(runs, total.get("roster_mismatch", 0)), fmt(g("server_cpu_pct")),
+            fmt(g("server_wait_pct")), fmt(g("gen_cpu_pct")), fmt(g("server_rss_mib"), 1),
+            gen_note(problems_cell(total)),
+        ]  # fmt: skip
+        return "| " + " | ".join(cells) + " |"
+    if sc.kind == "churn":
+        cells = [
+            sc.name, fmt(g("cycles_per_s")),
+            f"{fmt(g('p50'), 2)} / {fmt(g('p99'), 2)} / {fmt(g('max'), 2)}",
+            str(total.get("failures", "-")),
+            f"{fmt(g('rss_start_mib'), 1)} / {fmt(g('rss_warm_mib'), 1)} / "
+            f"{fmt(g('rss_end_mib'), 1)}",
+            fmt(g("rss_growth_kib_per_1k"), 2), fmt(g("server_cpu_pct")),
+            fmt(g("server_wait_pct")), fmt(g("gen_cpu_pct")), gen_note(problems_cell(total)),
+        ]  # fmt: skip
+        return "| " + " | ".join(cells) + " |"
     if sc.kind == "connections":
         cells = [
             sc.name, fmt(g("ok")), fmt(g("setup_rate")), fmt(g("setup_s"), 2),
@@ -589,16 +874,16 @@ def main() -> int:
     )
     p.add_argument(
         "--scenarios",
-        default="connections,fanout-max,fanout-rate,http",
+        default=",".join(ALL_SCENARIOS),
         type=lambda s: s.split(","),
-        help="comma-separated: connections, fanout-max, fanout-rate, http [all]",
+        help=f"comma-separated: {', '.join(ALL_SCENARIOS)} [all]",
     )
     p.add_argument("--repeat", "-R", type=int, default=3, help="runs per scenario [3]")
     p.add_argument(
         "--conns",
         type=parse_list,
         default=[10000],
-        help="connections scenario: N, comma-separated (<= 19000) [10000]",
+        help=f"connections scenario: N, comma-separated (<= {MAX_CONNS}) [10000]",
     )
     p.add_argument(
         "--conn-hold",
@@ -644,6 +929,64 @@ def main() -> int:
         default=8,
         help="http scenario: keep-alive HTTP connections [8]",
     )
+    g = p.add_argument_group("client-events")
+    g.add_argument("--client-subs", type=int, default=1000, help="subscribers [1000]")
+    g.add_argument(
+        "--client-channels", type=int, default=10, help="private channels, equal shares [10]"
+    )
+    g.add_argument("--client-senders", type=int, default=20, help="subscribers that also send [20]")
+    g.add_argument(
+        "--client-window",
+        type=int,
+        default=4,
+        help="closed loop: events per sender not yet delivered to every other member [4]",
+    )
+    g.add_argument(
+        "--client-deliveries",
+        type=int,
+        default=50000,
+        help="fixed rate: deliveries/s (events/s = this / (members per channel - 1)) [50000]",
+    )
+    g.add_argument(
+        "--client-data",
+        choices=("object", "string"),
+        default="object",
+        help="send the event data as a JSON object or a JSON string [object]",
+    )
+    g.add_argument(
+        "--client-event-limit",
+        type=int,
+        default=1000000,
+        help="server's CLARION_APP_MAX_CLIENT_EVENTS_PER_SECOND (per connection) [1000000]",
+    )
+    g = p.add_argument_group("presence-churn")
+    g.add_argument("--presence-members", type=int, default=1000, help="channel size [1000]")
+    g.add_argument(
+        "--presence-pool",
+        type=int,
+        default=100,
+        help="sockets that leave and join; half of them are members at any time [100]",
+    )
+    g.add_argument(
+        "--presence-window", type=int, default=4, help="closed loop: operations in flight [4]"
+    )
+    g.add_argument(
+        "--presence-rate", type=float, default=50.0, help="fixed rate: joins+leaves/s [50]"
+    )
+    g.add_argument(
+        "--presence-leave",
+        choices=("unsub", "close", "mixed"),
+        default="mixed",
+        help="how members leave: pusher:unsubscribe, disconnect, or alternately [mixed]",
+    )
+    g = p.add_argument_group("conn-churn")
+    g.add_argument("--churn-window", type=int, default=50, help="cycles in flight [50]")
+    g.add_argument(
+        "--churn-close",
+        choices=("ws", "rst", "mixed"),
+        default="mixed",
+        help="close with a WebSocket close handshake, a TCP RST, or alternately [mixed]",
+    )
     p.add_argument("--duration", type=float, default=8.0, help="seconds of load per run [8]")
     p.add_argument(
         "--warmup",
@@ -685,8 +1028,12 @@ def main() -> int:
     p.add_argument("--log-dir", type=Path, help="server/loadgen logs [a new /tmp directory]")
     args = p.parse_args()
 
-    if any(n > 19000 for n in args.conns):
-        p.error("--conns: at most 19000 (the open-file limit is 20000 per process)")
+    if any(n > MAX_CONNS for n in args.conns):
+        p.error(f"--conns: at most {MAX_CONNS} (the open-file limit is 20000 per process)")
+    if args.presence_pool < 2 or args.presence_members <= args.presence_pool // 2:
+        p.error("--presence-pool must be >= 2 and below twice --presence-members")
+    if args.client_subs < 2 * args.client_channels:
+        p.error("--client-subs: at least 2 subscribers per channel")
     if args.repeat < 1 or args.duration <= args.warmup:
         p.error("need --repeat >= 1 and --duration > --warmup")
     if not LOADGEN.exists() or LOADGEN.stat().st_mtime < (HERE / "loadgen.c").stat().st_mtime:
@@ -702,7 +1049,7 @@ def main() -> int:
 
     scenarios = build_scenarios(args)
     all_runs: list[dict[str, Any]] = []
-    rows: dict[str, list[str]] = {"connections": [], "messages": []}
+    rows: dict[str, list[str]] = {kind: [] for kind in HEADERS}
     for sc in scenarios:
         runs = []
         for rep in range(args.repeat):
@@ -720,13 +1067,11 @@ def main() -> int:
 
     print(f"\nMedian of {args.repeat} run(s) per scenario; lost/dup/non-200/problems are totals "
           f"over the runs.\n")  # fmt: skip
-    if rows["connections"]:
-        print(CONN_HEADER)
-        print("\n".join(rows["connections"]))
-        print()
-    if rows["messages"]:
-        print(MSG_HEADER)
-        print("\n".join(rows["messages"]))
+    for kind, header in HEADERS.items():
+        if rows[kind]:
+            print(header)
+            print("\n".join(rows[kind]))
+            print()
     if args.json:
         args.json.write_text(
             json.dumps({"machine": info, "argv": sys.argv, "runs": all_runs}, indent=1)
