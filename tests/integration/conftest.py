@@ -24,6 +24,7 @@ from it_support import (
     MAIN,
     TIMEOUT,
     WsClient,
+    data_of,
     open_ws,
     sdk,
 )
@@ -136,6 +137,27 @@ class Harness:
 
     async def trigger(self, channels: str | list[str], event: str, data: Any, **kw: Any) -> Any:
         return await self.call(self.sdk().trigger, channels, event, data, **kw)
+
+    # ---- users (reference 3.2) ----------------------------------------------------------
+
+    async def signin(self, client: WsClient, user_data: dict[str, Any], app: App = MAIN) -> str:
+        """Send a `pusher:signin` signed by the SDK's `authenticate_user`; its user_data string."""
+        signed = self.sdk(app).authenticate_user(client.socket_id, user_data)
+        await client.send_event(
+            "pusher:signin", {"auth": signed["auth"], "user_data": signed["user_data"]}
+        )
+        return str(signed["user_data"])
+
+    async def signin_ok(
+        self, client: WsClient, user_data: dict[str, Any], app: App = MAIN
+    ) -> dict[str, Any]:
+        """Sign in and read `pusher:signin_success` (only: watchlist events may follow)."""
+        sent = await self.signin(client, user_data, app)
+        msg = await client.expect("pusher:signin_success")
+        assert "channel" not in msg, msg
+        assert isinstance(msg["data"], str), msg
+        assert data_of(msg) == {"user_data": sent}, msg
+        return msg
 
     # ---- teardown ---------------------------------------------------------------------
 

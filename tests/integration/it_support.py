@@ -18,6 +18,7 @@ import http.client
 import json
 import os
 import re
+import socket
 import ssl
 import struct
 import time
@@ -27,6 +28,7 @@ from urllib.parse import urlencode
 
 import pusher
 import pusher.requests
+from aiohttp import web
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
@@ -177,7 +179,10 @@ async def open_ws(
     path: str | None = None,
     origin: str | None = None,
     ssl_context: ssl.SSLContext | None = None,
+    max_queue: int | None = 16,
 ) -> ClientConnection:
+    """`max_queue=None`: never stop reading the socket however many frames go unread (a test
+    with a crowd of sockets it does not read would otherwise stall their closing handshakes)."""
     scheme = "wss" if ssl_context is not None else "ws"
     url = f"{scheme}://{HOST}:{port}{path if path is not None else f'/app/{key}'}"
     if query is not None:
@@ -193,6 +198,7 @@ async def open_ws(
         open_timeout=TIMEOUT,
         close_timeout=TIMEOUT,
         max_size=None,
+        max_queue=max_queue,
         **kwargs,
     )
 
@@ -411,3 +417,148 @@ class RawWebSocket:
         self.writer.close()
         with contextlib.suppress(ConnectionError, TimeoutError):
             await asyncio.wait_for(self.writer.wait_closed(), TIMEOUT)
+
+
+# ---- issue 3: apps with the per-app options of users, counts, caches and limits ------------
+# (Each has its own id and key; all are in ALL_APPS, so the `server` fixture serves them.)
+
+COUNTED = _app("789012", "counted", enable_subscription_count=True)
+AUTH_REQUIRED = _app(
+    "890123", "authreq", enable_user_authentication=True, user_authentication_timeout=1
+)
+SHORT_CACHE = _app("901234", "shortcache", cache_ttl_seconds=1)
+SLOW_EVENTS = _app(
+    "112233", "slowevents", enable_client_messages=True, max_client_events_per_second=2
+)
+THROTTLED = _app("223344", "throttled", max_api_requests_per_second=3)
+FEW_CHANNELS = _app("334455", "fewchannels", max_channels_per_connection=2)
+SMALL_WATCH = _app("445566", "smallwatch", max_watchlist_size=2)
+TIGHT = _app(
+    "556677",
+    "tight",
+    enable_client_messages=True,
+    max_message_size_kb=1,
+    max_event_name_length=20,
+    max_channels_per_trigger=2,
+    max_batch_size=2,
+    max_user_id_length=5,
+    max_presence_user_info_kb=1,
+)
+ALL_APPS = (
+    *ALL_APPS,
+    COUNTED,
+    AUTH_REQUIRED,
+    SHORT_CACHE,
+    SLOW_EVENTS,
+    THROTTLED,
+    FEW_CHANNELS,
+    SMALL_WATCH,
+    TIGHT,
+)
+
+
+def user_auth(app: App, socket_id: str, user_data: str) -> str:
+    """`auth` of a `pusher:signin` over an exact `user_data` string (reference 3.2), for the
+    payloads the SDK's `authenticate_user` refuses to sign."""
+    to_sign = f"{socket_id}::user::{user_data}".encode()
+    return f"{app.key}:{hmac.new(app.secret.encode(), to_sign, hashlib.sha256).hexdigest()}"
+
+
+def watchlist_of(msg: Mapping[str, Any]) -> list[tuple[str, list[str]]]:
+    """The (name, user_ids) entries of a `pusher_internal:watchlist_events` frame."""
+    assert msg.get("event") == "pusher_internal:watchlist_events", msg
+    assert "channel" not in msg, msg
+    assert isinstance(msg["data"], str), msg  # double-encoded like every pusher_internal event
+    return [(entry["name"], entry["user_ids"]) for entry in data_of(msg)["events"]]
+
+
+# ---- a real webhook receiver (reference 6) ----------------------------------------------
+
+
+class WebhookReceiver:
+    """An `aiohttp.web` app on 127.0.0.1, port 0, that records every POST.
+
+    `plan(n)` gives the status for the n-th request (0-based; default 200). Every request is
+    checked with the pusher SDK's `validate_webhook` for the app given at construction; tests wait
+    with `until(predicate)`, which wakes on every request (no polling, no sleeping).
+    """
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self.plan: Any = lambda n: 200
+        self.requests: list[dict[str, Any]] = []
+        self._changed = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    async def start(self) -> WebhookReceiver:
+        web_app = web.Application()
+        web_app.router.add_post("/{path:.*}", self._handle)
+        self._runner = web.AppRunner(web_app, access_log=None, handler_cancellation=True)
+        await self._runner.setup()
+        sock = socket.socket()
+        sock.bind((HOST, 0))
+        self.port = sock.getsockname()[1]
+        await web.SockSite(self._runner, sock).start()
+        return self
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    def url(self, path: str = "hook") -> str:
+        return f"http://{HOST}:{self.port}/{path}"
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        raw = await request.read()
+        status = self.plan(len(self.requests))
+        validator = pusher.Pusher(self.app.id, self.app.key, self.app.secret)
+        self.requests.append(
+            {
+                "path": request.match_info["path"],
+                "at": asyncio.get_running_loop().time(),
+                "status": status,
+                "headers": dict(request.headers),
+                "raw": raw,
+                # None when the SDK refuses the signature, key or time_ms.
+                "valid": validator.validate_webhook(
+                    request.headers.get("X-Pusher-Key", ""),
+                    request.headers.get("X-Pusher-Signature", ""),
+                    raw.decode(),
+                ),
+            }
+        )
+        self._changed.set()
+        return web.Response(status=status, text="ok")
+
+    async def until(self, predicate: Any, within: float = TIMEOUT) -> None:
+        async with asyncio.timeout(within):
+            while not predicate():
+                self._changed.clear()
+                await self._changed.wait()
+
+    def accepted(self, path: str | None = None) -> list[dict[str, Any]]:
+        return [
+            r
+            for r in self.requests
+            if 200 <= r["status"] < 300 and (path is None or r["path"] == path)
+        ]
+
+    def events(self, path: str | None = None) -> list[dict[str, Any]]:
+        """Every event of every accepted request, in arrival order; each request must pass the
+        SDK's `validate_webhook` and carry the headers of reference 6."""
+        out: list[dict[str, Any]] = []
+        for r in self.accepted(path):
+            assert r["valid"] is not None, f"validate_webhook refused {r['raw']!r}"
+            assert r["headers"].get("Content-Type") == "application/json", r["headers"]
+            assert r["headers"].get("X-Pusher-Key") == self.app.key, r["headers"]
+            assert r["valid"] == json.loads(r["raw"])
+            out.extend(r["valid"]["events"])
+        return out
+
+    def names(self, path: str | None = None) -> list[str]:
+        """The accepted events as `name:channel[:user_id]`, in arrival order."""
+        return [
+            f"{e['name']}:{e['channel']}" + (f":{e['user_id']}" if "user_id" in e else "")
+            for e in self.events(path)
+        ]
