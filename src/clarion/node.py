@@ -12,7 +12,7 @@ import asyncio
 import logging
 import secrets
 from collections import deque
-from collections.abc import Callable, Coroutine, Generator, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +27,7 @@ from clarion.core.session import (
     authorize_signin,
     authorize_subscribe,
 )
+from clarion.eager import run_eagerly
 from clarion.ports import (
     AppStore,
     Broker,
@@ -583,13 +584,12 @@ class Node:
         and no extra loop iteration (Python 3.12's eager tasks, by hand for 3.11).
         """
         try:
-            awaited = coro.send(None)
-        except StopIteration:
-            return
+            rest = run_eagerly(coro)
         except Exception:
             self._log.exception("node step failed")
             return
-        self._spawn(_resume(coro, awaited))
+        if rest is not None:
+            self._spawn(rest)
 
     def _spawn(self, coro: Any) -> None:
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
@@ -600,40 +600,6 @@ class Node:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             self._log.error("node step failed", exc_info=task.exception())
-
-
-class _Continuation:
-    """Awaitable that hands a half-run coroutine to the task awaiting it: it re-yields what the
-    coroutine yielded (the future it waits on) and forwards results and exceptions back."""
-
-    __slots__ = ("_awaited", "_coro")
-
-    def __init__(self, coro: Coroutine[Any, Any, None], awaited: Any) -> None:
-        self._coro = coro
-        self._awaited = awaited
-
-    def __await__(self) -> Generator[Any, Any, None]:
-        coro, awaited = self._coro, self._awaited
-        while True:
-            try:
-                sent = yield awaited
-            except GeneratorExit:
-                coro.close()
-                raise
-            except BaseException as error:  # thrown in by the task (cancel): forwarded
-                try:
-                    awaited = coro.throw(error)
-                except StopIteration:
-                    return
-            else:
-                try:
-                    awaited = coro.send(sent)
-                except StopIteration:
-                    return
-
-
-async def _resume(coro: Coroutine[Any, Any, None], awaited: Any) -> None:
-    await _Continuation(coro, awaited)
 
 
 def _check_protocol(protocol: str | None) -> None:

@@ -16,10 +16,26 @@ class Request:
     query_string: str
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
+    _query: dict[str, str] | None = field(default=None, init=False, repr=False, compare=False)
 
     def query(self) -> dict[str, str]:
-        """Percent-decoded parameters; the last of a repeated name wins."""
-        return dict(parse_qsl(self.query_string, keep_blank_values=True))
+        """Percent-decoded parameters; the last of a repeated name wins. Parsed once."""
+        if self._query is None:
+            self._query = _parse_query(self.query_string)
+        return self._query
+
+
+def _parse_query(text: str) -> dict[str, str]:
+    # The SDKs send plain `k=v&...` (hex signatures, digits, names); only escaped input needs
+    # the general parser, which is several times slower.
+    if "%" in text or "+" in text:
+        return dict(parse_qsl(text, keep_blank_values=True))
+    params: dict[str, str] = {}
+    for pair in text.split("&"):
+        if pair:
+            name, _, value = pair.partition("=")
+            params[name] = value
+    return params
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +46,7 @@ class Response:
     headers: tuple[tuple[str, str], ...] = ()
 
     def encode(self, keep_alive: bool) -> bytes:
-        reason = HTTPStatus(self.status).phrase
+        reason = _REASONS.get(self.status) or HTTPStatus(self.status).phrase
         lines = [
             f"HTTP/1.1 {self.status} {reason}",
             f"Content-Type: {self.content_type}",
@@ -42,7 +58,14 @@ class Response:
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + self.body
 
 
+_REASONS = {status.value: status.phrase for status in HTTPStatus}
+# Reference 5.1: success is 200 with a JSON body, `{}` for most endpoints; built once.
+EMPTY_OK = Response(200, b"{}")
+
+
 def json_response(payload: Any, status: int = 200) -> Response:
+    if status == 200 and not payload and isinstance(payload, dict):
+        return EMPTY_OK
     return Response(status, json.dumps(payload, separators=(",", ":")).encode())
 
 

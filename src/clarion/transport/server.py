@@ -20,6 +20,7 @@ from wsproto.frame_protocol import CloseReason, FrameProtocol, Opcode, ParseFail
 from wsproto.utilities import generate_accept_token
 
 from clarion.core.session import Session
+from clarion.eager import run_eagerly
 from clarion.node import Node
 from clarion.protocol import codec
 from clarion.protocol import errors as codes
@@ -206,11 +207,14 @@ class ClientProtocol(asyncio.Protocol):
         if request is None or self._parser.should_upgrade():
             self._request = request
             return
-        if self._queue is None:
-            self._queue = deque([request])
-            asyncio.get_running_loop().create_task(self._serve_requests())
-        else:
+        if self._queue is not None:
             self._queue.append(request)
+            return
+        self._queue = deque([request])
+        # Answered now, inside the parser's callback, unless the handler has to wait.
+        rest = run_eagerly(self._serve_requests())
+        if rest is not None:
+            asyncio.get_running_loop().create_task(rest)
 
     # ---- HTTP API ---------------------------------------------------------------------
 
