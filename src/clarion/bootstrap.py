@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import resource
 import signal
 import socket
 import ssl
@@ -141,6 +142,7 @@ async def start(settings: Settings, logger: logging.Logger | None = None) -> Run
     limits = ServerLimits(
         max_body_bytes=server_settings.max_http_body_kb * 1024,
         max_pending_bytes=server_settings.max_pending_kb * 1024,
+        max_sockets=server_settings.max_sockets or _sockets_allowed_by_rlimit(),
     )
     loop = asyncio.get_running_loop()
     coalescer = WriteCoalescer(loop)
@@ -161,6 +163,18 @@ async def start(settings: Settings, logger: logging.Logger | None = None) -> Run
     running = RunningServer(node=node, server=server, settings=settings, webhooks=webhooks)
     _schedule_sweep(running, loop)
     return running
+
+
+# Descriptors kept free for what is not a client socket: the listener, epoll, log files, the
+# webhook client's connections (aiohttp pools at most 100).
+_RESERVED_FDS = 128
+
+
+def _sockets_allowed_by_rlimit() -> int:
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return 1_000_000
+    return max(1, soft - _RESERVED_FDS)
 
 
 def _schedule_sweep(running: RunningServer, loop: asyncio.AbstractEventLoop) -> None:

@@ -49,6 +49,10 @@ class ServerSettings:
     max_http_body_kb: int = 1024
     # Unsent output a client may accumulate before it is closed with 4101 (slow consumer).
     max_pending_kb: int = 1024
+    # Open sockets (WebSocket and HTTP) this process serves; past it a new WebSocket is closed
+    # with 4100 (pusher-js retries after a back-off) and an HTTP request gets 503. 0 means the
+    # open-files limit (RLIMIT_NOFILE) less a reserve, so accept() itself never fails.
+    max_sockets: int = 0
     log_level: str = "info"
     # Webhooks (reference 6): events wait up to `webhook_batch_ms` to share one request of at
     # most `webhook_batch_max` events; channel_vacated / member_removed are held back
@@ -309,6 +313,8 @@ def _to_bool(value: Any) -> bool:
 def _check_server(server: ServerSettings) -> None:
     if not 0 <= server.port <= 65535:
         raise ConfigError(f"port must be between 0 and 65535, got {server.port}")
+    if server.max_sockets < 0:
+        raise ConfigError("max_sockets must be 0 (from the open-files limit) or positive")
     if server.activity_timeout <= 0:
         raise ConfigError("activity_timeout must be positive (pusher-js refuses 0)")
     if bool(server.ssl_cert) != bool(server.ssl_key):

@@ -54,6 +54,8 @@ class ConnectionRegistry(typing.Protocol):
 
     def discard(self, protocol: ClientProtocol) -> None: ...
 
+    def __len__(self) -> int: ...
+
 
 class WriteCoalescer:
     """Frames written to one socket during a loop iteration leave in one send.
@@ -85,11 +87,12 @@ class WriteCoalescer:
 
 
 class ServerLimits:
-    __slots__ = ("max_body_bytes", "max_pending_bytes")
+    __slots__ = ("max_body_bytes", "max_pending_bytes", "max_sockets")
 
-    def __init__(self, max_body_bytes: int, max_pending_bytes: int) -> None:
+    def __init__(self, max_body_bytes: int, max_pending_bytes: int, max_sockets: int) -> None:
         self.max_body_bytes = max_body_bytes
         self.max_pending_bytes = max_pending_bytes
+        self.max_sockets = max_sockets
 
 
 class ClientProtocol(asyncio.Protocol):
@@ -106,6 +109,7 @@ class ClientProtocol(asyncio.Protocol):
         "_message_size",
         "_node",
         "_out",
+        "_over_capacity",
         "_parser",
         "_paused",
         "_queue",
@@ -141,6 +145,7 @@ class ClientProtocol(asyncio.Protocol):
         self._message_size = 0
         self._paused = False
         self._closing = False
+        self._over_capacity = False
         self.session: Session | None = None
 
     # ---- asyncio.Protocol -------------------------------------------------------------
@@ -149,6 +154,8 @@ class ClientProtocol(asyncio.Protocol):
         # uvloop's transports implement asyncio.Transport without subclassing it.
         self._transport = typing.cast(asyncio.Transport, transport)
         self._connections.add(self)
+        # Refused politely once the request arrives (4100 / 503), never by failing accept().
+        self._over_capacity = len(self._connections) > self._limits.max_sockets
 
     def data_received(self, data: bytes) -> None:
         if self._ws is not None:
@@ -206,6 +213,9 @@ class ClientProtocol(asyncio.Protocol):
         request, self._request = self._request, None
         if request is None or self._parser.should_upgrade():
             self._request = request
+            return
+        if self._over_capacity:
+            self._respond(error_response(503, "Server over capacity"), keep_alive=False)
             return
         if self._queue is not None:
             self._queue.append(request)
@@ -271,6 +281,12 @@ class ClientProtocol(asyncio.Protocol):
             self._ws_received(rest)
 
     def _open_session(self, request: Request) -> None:
+        if self._over_capacity:
+            # Reference 1.6: 4100 "over capacity"; pusher-js reconnects after a back-off.
+            message = "Over capacity: this server holds as many connections as it can"
+            self.write(encode_text_frame(codec.error(codes.OVER_CAPACITY, message)))
+            self.close(codes.OVER_CAPACITY, "Over capacity")
+            return
         match = _APP_PATH.fullmatch(request.path)
         if match is None:
             self.write(encode_text_frame(codec.error(codes.PATH_NOT_FOUND, "Path not found")))
