@@ -273,7 +273,7 @@ class ClientProtocol(asyncio.Protocol):
             response = Response(426, b"", headers=(("Sec-WebSocket-Version", "13"),))
             self._respond(response, keep_alive=False)
             return
-        self._transport.write(_handshake_response(key))
+        self.write(_handshake_response(key))  # leaves in one send with connection_established
         self._parser = None
         self._ws = FrameProtocol(client=False, extensions=[])
         self._open_session(request)
