@@ -18,11 +18,14 @@ import http.client
 import json
 import os
 import re
+import shutil
 import socket
 import ssl
 import struct
+import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -562,3 +565,47 @@ class WebhookReceiver:
             f"{e['name']}:{e['channel']}" + (f":{e['user_id']}" if "user_id" in e else "")
             for e in self.events(path)
         ]
+
+
+# ---- a `clarion serve` subprocess ---------------------------------------------------------
+
+
+def clarion_command() -> list[str]:
+    script = shutil.which("clarion", path=str(Path(sys.executable).parent))
+    return [script] if script else [sys.executable, "-m", "clarion"]
+
+
+async def spawn_clarion(
+    preexec_fn: Callable[[], None] | None = None,
+) -> tuple[asyncio.subprocess.Process, int]:
+    """`clarion serve` on 127.0.0.1, port 0, serving MAIN from the environment; returns the
+    process and the port it printed."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CLARION_", "PUSHER_"))}
+    env.update(PUSHER_APP_ID=MAIN.id, PUSHER_APP_KEY=MAIN.key, PUSHER_APP_SECRET=MAIN.secret)
+    proc = await asyncio.create_subprocess_exec(
+        *clarion_command(),
+        "serve",
+        "--host",
+        HOST,
+        "--port",
+        "0",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        preexec_fn=preexec_fn,
+    )
+    seen: list[str] = []
+    try:
+        async with asyncio.timeout(3 * TIMEOUT):
+            while True:
+                assert proc.stdout is not None
+                line = (await proc.stdout.readline()).decode()
+                assert line, f"clarion exited before listening: {seen}"
+                seen.append(line)
+                match = re.search(r"clarion: listening on ws://127\.0\.0\.1:(\d+)", line)
+                if match:
+                    return proc, int(match.group(1))
+    except BaseException:
+        proc.kill()
+        await proc.wait()
+        raise

@@ -6,14 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import re
 import resource
-import shutil
-import sys
-from pathlib import Path
 
-from it_support import MAIN, TIMEOUT, WsClient, data_of, open_ws, signed_http
+from it_support import MAIN, TIMEOUT, WsClient, data_of, open_ws, signed_http, spawn_clarion
 from websockets.exceptions import ConnectionClosed
 
 
@@ -62,11 +57,6 @@ async def test_past_max_sockets_a_websocket_gets_4100_and_http_gets_503(start_se
     await server.subscribe_ok(again, "news")
 
 
-def _clarion_command() -> list[str]:
-    script = shutil.which("clarion", path=str(Path(sys.executable).parent))
-    return [script] if script else [sys.executable, "-m", "clarion"]
-
-
 def _low_nofile() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (200, 200))
 
@@ -74,29 +64,9 @@ def _low_nofile() -> None:
 async def test_at_the_open_files_limit_the_server_refuses_with_4100_instead_of_failing_accept():
     # 200 descriptors: max_sockets defaults to the limit less a reserve, so accept() never
     # hits EMFILE; the surplus is told "over capacity" and the server keeps working.
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CLARION_", "PUSHER_"))}
-    env.update(PUSHER_APP_ID=MAIN.id, PUSHER_APP_KEY=MAIN.key, PUSHER_APP_SECRET=MAIN.secret)
-    proc = await asyncio.create_subprocess_exec(
-        *_clarion_command(),
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        preexec_fn=_low_nofile,
-    )
+    proc, port = await spawn_clarion(preexec_fn=_low_nofile)
     clients = []
     try:
-        port = None
-        async with asyncio.timeout(3 * TIMEOUT):
-            while port is None:
-                line = (await proc.stdout.readline()).decode()
-                assert line, "clarion exited before listening"
-                match = re.search(r"listening on ws://127\.0\.0\.1:(\d+)", line)
-                port = int(match.group(1)) if match else None
         outcomes: dict[str, int] = {}
         for _ in range(120):  # more than 200 - reserve
             ws = await open_ws(port, MAIN.key, max_queue=None)

@@ -7,12 +7,8 @@ import asyncio
 import datetime
 import ipaddress
 import json
-import os
-import re
-import shutil
 import signal
 import ssl
-import sys
 from pathlib import Path
 
 import pytest
@@ -30,6 +26,7 @@ from it_support import (
     http_request,
     open_ws,
     signed_params,
+    spawn_clarion,
 )
 
 # ---- activity timeout -------------------------------------------------------------------
@@ -69,38 +66,9 @@ async def test_client_that_answers_pings_stays_open(start_server):
 # ---- SIGTERM ------------------------------------------------------------------------------
 
 
-def _clarion_command() -> list[str]:
-    script = shutil.which("clarion", path=str(Path(sys.executable).parent))
-    return [script] if script else [sys.executable, "-m", "clarion"]
-
-
 async def test_sigterm_closes_clients_with_4200_and_exits_0():
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CLARION_", "PUSHER_"))}
-    env.update(PUSHER_APP_ID=MAIN.id, PUSHER_APP_KEY=MAIN.key, PUSHER_APP_SECRET=MAIN.secret)
-    proc = await asyncio.create_subprocess_exec(
-        *_clarion_command(),
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    proc, port = await spawn_clarion()
     try:
-        port = None
-        seen = []
-        async with asyncio.timeout(3 * TIMEOUT):
-            while port is None:
-                line = (await proc.stdout.readline()).decode()
-                assert line, f"clarion exited before listening: {seen}"
-                seen.append(line)
-                match = re.search(r"clarion: listening on ws://127\.0\.0\.1:(\d+)", line)
-                if match:
-                    port = int(match.group(1))
-        assert port > 0
-
         ws = await open_ws(port, MAIN.key)
         client = WsClient(ws, json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT)))
         assert SOCKET_ID_RE.match(client.socket_id)

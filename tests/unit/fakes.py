@@ -177,16 +177,15 @@ def send(h: NodeHarness, session: Session, event: str, data: Any = None, **extra
     h.node.on_message(session, json.dumps(frame))
 
 
-async def subscribe(
+def send_subscribe(
     h: NodeHarness,
     session: Session,
     channel: str,
-    *,
     user: str | None = None,
     info: Any = None,
     auth: str | None = None,
 ) -> None:
-    """Subscribe as pusher-js would (a valid token for private/presence ones) and settle."""
+    """Send a subscribe as pusher-js would (a valid token for private/presence channels)."""
     data: dict[str, Any] = {"channel": channel}
     channel_data = None
     if user is not None:
@@ -197,6 +196,19 @@ async def subscribe(
         auth = channel_token(session.socket_id, channel, channel_data) if needs_auth else ""
     data["auth"] = auth
     send(h, session, "pusher:subscribe", data)
+
+
+async def subscribe(
+    h: NodeHarness,
+    session: Session,
+    channel: str,
+    *,
+    user: str | None = None,
+    info: Any = None,
+    auth: str | None = None,
+) -> None:
+    """Subscribe and let every step settle."""
+    send_subscribe(h, session, channel, user, info, auth)
     await h.node.drain()
 
 

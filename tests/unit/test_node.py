@@ -19,7 +19,7 @@ from clarion.core.session import Session
 from clarion.node import NodeSettings
 from clarion.types import AppId, AppKey
 
-from .fakes import FakeConnection, NodeHarness, make_app
+from .fakes import FakeConnection, NodeHarness, make_app, send_subscribe
 
 
 def token(socket_id: str, channel: str, channel_data: str | None = None) -> str:
@@ -46,26 +46,6 @@ def send(h: NodeHarness, session: Session, event: str, data: Any = None, **extra
     if data is not None:
         frame["data"] = data
     h.node.on_message(session, json.dumps(frame))
-
-
-def send_subscribe(
-    h: NodeHarness,
-    session: Session,
-    channel: str,
-    user: str | None = None,
-    info: Any = None,
-    auth: str | None = None,
-) -> None:
-    data: dict[str, Any] = {"channel": channel}
-    channel_data = None
-    if user is not None:
-        channel_data = json.dumps({"user_id": user, "user_info": info})
-        data["channel_data"] = channel_data
-    if auth is None:
-        needs_auth = channel.startswith(("private-", "presence-"))
-        auth = token(session.socket_id, channel, channel_data) if needs_auth else ""
-    data["auth"] = auth
-    send(h, session, "pusher:subscribe", data)
 
 
 async def subscribe(h: NodeHarness, session: Session, channel: str, **kwargs: Any) -> None:
