@@ -8,6 +8,7 @@ holding JSON is accepted too (Reverb does the same). Server-to-client `data` is 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from clarion.protocol.errors import INVALID_MESSAGE, PusherError
@@ -24,6 +25,9 @@ from clarion.protocol.messages import (
 # ASCII-only output: valid UTF-8 whatever the input held (a lone surrogate from a `\ud800`
 # escape is re-escaped, not turned into bytes no client can decode), and CPython's fastest path.
 _compact = json.JSONEncoder(separators=(",", ":")).encode
+# Channel-name characters (reference 2.2) that JSON never escapes.
+_PLAIN_NAME = re.compile(r"[-a-zA-Z0-9_=@,.;#]+")
+_SOCKET_ID = re.compile(r"\d+\.\d+")
 
 
 def decode(text: str) -> ClientMessage:
@@ -130,6 +134,13 @@ def _unicode(text: str, what: str) -> str:
 
 
 def connection_established(socket_id: str, activity_timeout: int) -> str:
+    if _SOCKET_ID.fullmatch(socket_id):
+        # Once per connection: without the encoder, as nothing in `<digits>.<digits>` or an
+        # int needs escaping (a unit test compares both forms).
+        return (
+            '{"event":"pusher:connection_established","data":"{\\"socket_id\\":\\"'
+            f'{socket_id}\\",\\"activity_timeout\\":{int(activity_timeout)}}}"}}'
+        )
     data = _compact({"socket_id": socket_id, "activity_timeout": activity_timeout})
     return _compact({"event": "pusher:connection_established", "data": data})
 
@@ -143,6 +154,12 @@ PING = _compact({"event": "pusher:ping", "data": "{}"})
 
 
 def subscription_succeeded(channel: str, data: str = "{}") -> str:
+    if data == "{}" and _PLAIN_NAME.fullmatch(channel):
+        # Sent once per subscribe: skip the encoder when the name needs no escaping.
+        return (
+            '{"event":"pusher_internal:subscription_succeeded",'
+            f'"channel":"{channel}","data":"{{}}"}}'
+        )
     return channel_event("pusher_internal:subscription_succeeded", channel, data)
 
 

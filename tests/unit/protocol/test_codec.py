@@ -388,3 +388,27 @@ def test_subscription_count_data() -> None:
         "channel": "my-channel",
         "data": '{"subscription_count":3}',
     }
+
+
+# ---- encoder-free fast paths give the encoder's exact text ---------------------------------
+
+
+@pytest.mark.parametrize("socket_id", ["1.2", "123456789.987654321"])
+@pytest.mark.parametrize("timeout", [1, 30, 120])
+def test_connection_established_fast_path_is_the_encoders_text(
+    socket_id: str, timeout: int
+) -> None:
+    data = json.dumps({"socket_id": socket_id, "activity_timeout": timeout}, separators=(",", ":"))
+    expected = json.dumps(
+        {"event": "pusher:connection_established", "data": data}, separators=(",", ":")
+    )
+    assert codec.connection_established(socket_id, timeout) == expected
+
+
+@pytest.mark.parametrize(
+    "channel", ["my-channel", "private-a_b=c@d,e.f;g", "#server-to-user-42", "presence-x"]
+)
+def test_subscription_succeeded_fast_path_is_the_encoders_text(channel: str) -> None:
+    expected = codec.channel_event("pusher_internal:subscription_succeeded", channel, "{}")
+    assert codec.subscription_succeeded(channel) == expected
+    assert json.loads(codec.subscription_succeeded(channel))["channel"] == channel
