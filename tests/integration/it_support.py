@@ -380,6 +380,11 @@ class RawWebSocket:
         return cls(reader, writer)
 
     def send_frame(self, opcode: int, payload: bytes, fin: bool = True) -> None:
+        self.writer.write(self.frame_bytes(opcode, payload, fin))
+
+    @staticmethod
+    def frame_bytes(opcode: int, payload: bytes, fin: bool = True) -> bytes:
+        """A masked client frame (RFC 6455 5.2), to send whole, split or concatenated."""
         mask = os.urandom(4)
         first = (0x80 if fin else 0) | opcode
         length = len(payload)
@@ -390,7 +395,7 @@ class RawWebSocket:
         else:
             header = struct.pack("!BBQ", first, 0x80 | 127, length)
         masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-        self.writer.write(header + mask + masked)
+        return header + mask + masked
 
     async def read_frame(self) -> tuple[int, bytes]:
         """(opcode, payload) of the next server frame; server frames are unmasked."""

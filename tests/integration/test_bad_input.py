@@ -117,6 +117,60 @@ async def test_raw_masked_frames_work(server):
         await raw.close()
 
 
+PING = b'{"event":"pusher:ping","data":{}}'
+
+
+async def test_several_frames_in_one_write_are_each_answered_in_order(server):
+    # Text, a control ping with a payload, a 16-bit-length text frame: one TCP write.
+    padded = b'{"event":"pusher:ping","data":{},"pad":"' + b"x" * 300 + b'"}'
+    raw = await RawWebSocket.open(server.port)
+    try:
+        await raw.read_frame()
+        frames = (
+            raw.frame_bytes(0x1, PING) + raw.frame_bytes(0x9, b"hi") + raw.frame_bytes(0x1, padded)
+        )
+        raw.writer.write(frames)
+        answers = [await raw.read_frame() for _ in range(3)]
+        assert answers[0][0] == 0x1
+        assert json.loads(answers[0][1])["event"] == "pusher:pong"
+        assert answers[1] == (0xA, b"hi")
+        assert answers[2][0] == 0x1
+        assert json.loads(answers[2][1])["event"] == "pusher:pong"
+    finally:
+        await raw.close()
+
+
+async def test_a_frame_arriving_a_byte_at_a_time_is_reassembled(server):
+    long_ping = b'{"event":"pusher:ping","data":{"pad":"' + b"y" * 200 + b'"}}'
+    raw = await RawWebSocket.open(server.port)
+    try:
+        await raw.read_frame()
+        for frame in (raw.frame_bytes(0x1, PING), raw.frame_bytes(0x1, long_ping)):
+            for index in range(len(frame)):
+                raw.writer.write(frame[index : index + 1])
+                await raw.writer.drain()
+            opcode, payload = await raw.read_frame()
+            assert opcode == 0x1
+            assert json.loads(payload)["event"] == "pusher:pong"
+    finally:
+        await raw.close()
+
+
+async def test_plain_frames_still_work_after_a_fragmented_message(server):
+    raw = await RawWebSocket.open(server.port)
+    try:
+        await raw.read_frame()
+        raw.send_frame(0x1, PING[:10], fin=False)
+        raw.send_frame(0x0, PING[10:], fin=True)
+        raw.send_frame(0x1, PING)
+        for _ in range(2):
+            opcode, payload = await raw.read_frame()
+            assert opcode == 0x1
+            assert json.loads(payload)["event"] == "pusher:pong"
+    finally:
+        await raw.close()
+
+
 async def test_unmasked_client_frame_is_a_protocol_error(server):
     observer = await _observer(server)
     raw = await RawWebSocket.open(server.port)
