@@ -214,6 +214,8 @@ class Node:
             self.report(session, error)
             return
         self.publish(envelope)
+        if not session.app.webhooks:  # the common case: no event object built per message
+            return
         self._webhook(
             session.app,
             WebhookEvent(
