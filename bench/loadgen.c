@@ -30,7 +30,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -269,8 +273,11 @@ static struct {
     /* Scenarios other than fan-out (see the "Scenarios" section below). */
     int channels, senders, window, pool, leave_mode, close_mode, data_object;
     double cycle_timeout, verify_timeout;
+    /* Fan-out with stalled subscribers (--stalled, see "Slow consumers" below). */
+    int stalled, stall_rcvbuf, stall_mss, flood_bytes;
+    double stall_at, stall_wake, stall_wait, flood_rate;
 } cfg = {"127.0.0.1", 0, "123456", "bench-key", "bench-secret", "bench", 0, 0, 1, 200, 64, 0,
-         0, 5, 1, 15, 120, MODE_NONE, 0, 4, 0, 1, 0, 2, 2, 1, 5, 10};
+         0, 5, 1, 15, 120, MODE_NONE, 0, 4, 0, 1, 0, 2, 2, 1, 5, 10, 0, 4096, 0, 0, -1, -1, 10, 0};
 
 /* fanout: S subscribers on one public channel, HTTP API triggers (the original scenario).
  * client: S subscribers on --channels private channels; some send client events.
@@ -309,6 +316,8 @@ typedef struct conn {
     uint32_t inflight;
     uint64_t t0, t1; /* churn: cycle start, close start (or "not before" for a closed slot) */
     char sid[32];   /* socket_id from pusher:connection_established */
+    uint8_t stall;  /* fan-out: 0 healthy, else a STALL_* state (see "Slow consumers") */
+    int16_t stall_k; /* index into stalls[] */
 } conn;
 
 #define MAX_CODES 16
@@ -343,6 +352,10 @@ static struct {
     char verify_body[512];
     long api_count, roster_count, roster_expected, roster_missing, roster_extra;
 } st;
+
+/* Event data bytes at most: the server's message limit in the bench is 100 KB
+ * (CLARION_APP_MAX_MESSAGE_SIZE_KB=100). */
+#define MAX_PAYLOAD 65536
 
 static conn *subs_arr, *pubs_arr;
 static int epfd;
@@ -527,6 +540,13 @@ static int conn_open(conn *c) {
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    /* Stalled subscribers (slow consumers): set before connect, the receive buffer bounds the
+     * window, and the MSS (advertised in the SYN) bounds the server's send-buffer autotuning,
+     * which on loopback (64 KiB MSS) grows to tcp_wmem's maximum, 4 MiB here. */
+    if (c->stall && cfg.stall_rcvbuf > 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &cfg.stall_rcvbuf, sizeof cfg.stall_rcvbuf);
+    if (c->stall && cfg.stall_mss > 0)
+        setsockopt(fd, IPPROTO_TCP, TCP_MAXSEG, &cfg.stall_mss, sizeof cfg.stall_mss);
     bind_source_port(fd);
     if (connect(fd, (struct sockaddr *)&srv_addr, sizeof srv_addr) < 0 && errno != EINPROGRESS) {
         st.connect_errors[errno_class(errno)]++;
@@ -623,8 +643,18 @@ static inline uint64_t parse_digits(const char *p, int n, int *ok) {
     return v;
 }
 
+static uint32_t *lat_t; /* slow consumers: send time of each latency sample, ms after load start */
+static long stalled_rx;  /* deliveries to the stalled subscribers before they stalled */
+static int nstalls;      /* slow consumers: stalled subscribers (--stalled) */
+static char flood_channel[200]; /* their extra channel (--flood-bytes), "<channel>-slow" */
+static long flood_subs_ok;
+
 static void record_delivery(conn *c, const char *d, size_t avail) {
     int ok = 1;
+    if (c->stall) { /* a stalled subscriber (before it stalls): not counted */
+        stalled_rx++;
+        return;
+    }
     if (avail < 32 || d[0] != 'S' || d[11] != 'T') {
         st.unparsed++;
         return;
@@ -655,7 +685,12 @@ static void record_delivery(conn *c, const char *d, size_t avail) {
             lat_cap = lat_cap ? lat_cap * 2 : (1u << 20);
             lat_us = realloc(lat_us, lat_cap * sizeof *lat_us);
             if (!lat_us) die("out of memory (latency samples)");
+            if (cfg.stall_at >= 0) {
+                lat_t = realloc(lat_t, lat_cap * sizeof *lat_t);
+                if (!lat_t) die("out of memory (latency samples)");
+            }
         }
+        if (lat_t) lat_t[lat_n] = (uint32_t)((t - t_load0) / 1000000);
         uint64_t us = (now - t + 500) / 1000;
         lat_us[lat_n++] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
     }
@@ -690,7 +725,11 @@ static void sub_text(conn *c, const char *p, size_t n) {
         if (STARTS(e, en, "pusher:connection_established\"")) {
             if (c->state == ST_OPEN) on_established(c, p, n);
         } else if (STARTS(e, en, "pusher_internal:subscription_succeeded\"")) {
-            if (c->state == ST_SUBSCRIBING) on_subscribed(c, p, n);
+            if (c->stall && cfg.flood_bytes > 0 &&
+                memmem(p, n, flood_channel, strlen(flood_channel)))
+                flood_subs_ok++;
+            else if (c->state == ST_SUBSCRIBING)
+                on_subscribed(c, p, n);
         } else if (STARTS(e, en, "pusher_internal:member_added\"")) {
             on_member_event(c, p, n, 0);
         } else if (STARTS(e, en, "pusher_internal:member_removed\"")) {
@@ -801,21 +840,17 @@ static uint32_t fifo_pop(conn *c) {
     return v;
 }
 
-/* Append one signed trigger request; returns 0 if the sequence space is exhausted. */
-static int pub_trigger(conn *c) {
-    if (next_seq >= max_seq) {
-        st.seq_exhausted = 1;
-        return 0;
-    }
-    uint32_t seq = (uint32_t)next_seq++;
-    char data[4096], body[4608], query[512], tosign[640], sig[65], md5hex[33];
+/* Append one signed POST /apps/{id}/events for `channel` whose data is "S<seq>T<t>" padded to
+ * `payload` bytes. */
+static void append_trigger(conn *c, const char *channel, uint32_t seq, uint64_t t, int payload) {
+    static char data[MAX_PAYLOAD + 1], body[MAX_PAYLOAD + 512];
+    char query[512], tosign[640], sig[65], md5hex[33];
     uint8_t dig[32];
-    uint64_t t = now_ns();
     int dl = snprintf(data, sizeof data, "S%010uT%020llu", seq, (unsigned long long)t);
-    while (dl < cfg.payload) data[dl++] = 'x';
+    while (dl < payload) data[dl++] = 'x';
     data[dl] = 0;
     int bl = snprintf(body, sizeof body, "{\"name\":\"e\",\"channels\":[\"%s\"],\"data\":\"%s\"}",
-                      cfg.channel, data);
+                      channel, data);
     md5(body, (size_t)bl, dig);
     to_hex(dig, 16, md5hex);
     int ql = snprintf(query, sizeof query,
@@ -830,10 +865,46 @@ static int pub_trigger(conn *c) {
                       "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
                       cfg.app_id, query, sig, req_host_hdr, bl, body);
     c->out_len += (uint32_t)rl;
+}
+
+/* Append one fan-out trigger; returns 0 if the sequence space is exhausted. */
+static int pub_trigger(conn *c) {
+    if (next_seq >= max_seq) {
+        st.seq_exhausted = 1;
+        return 0;
+    }
+    uint32_t seq = (uint32_t)next_seq++;
+    uint64_t t = now_ns();
+    append_trigger(c, cfg.channel, seq, t, cfg.payload);
     send_ns[seq] = t;
     fifo_push(c, seq);
     st.triggers_sent++;
     return 1;
+}
+
+/* Slow consumers' flood channel "<channel>-slow": only the stalled subscribers join it; its
+ * publisher has its own connection and its events are outside the loss/latency accounting. */
+#define FLOOD_MARK 0xffffffffu
+static conn flood_pub = {.fd = -1, .kind = K_PUB, .state = 0};
+static int flood_ready;
+static long flood_sent, flood_200, flood_other, flood_skipped;
+static uint64_t flood_next_due;
+static long flood_i;
+
+static void flood_tick(uint64_t now) {
+    while (flood_next_due <= now && now < t_end) {
+        if (flood_pub.state == ST_READY && flood_pub.fifo_n < 4) {
+            append_trigger(&flood_pub, flood_channel, (uint32_t)flood_sent, now_ns(),
+                           cfg.flood_bytes);
+            fifo_push(&flood_pub, FLOOD_MARK);
+            flood_sent++;
+        } else {
+            flood_skipped++;
+        }
+        flood_i++;
+        flood_next_due = t_load0 + (uint64_t)((double)flood_i * 1e9 / cfg.flood_rate);
+    }
+    if (flood_pub.out_len > flood_pub.out_off) conn_flush(&flood_pub);
 }
 
 static long pub_responses(conn *c, char *buf, size_t len, int *resend) {
@@ -849,6 +920,13 @@ static long pub_responses(conn *c, char *buf, size_t len, int *resend) {
         }
         if (len - off < hl + (size_t)clen) break;
         int status = (int)strtol(hs + 9, NULL, 10);
+        if (c == &flood_pub) {
+            if (c->fifo_n) fifo_pop(c);
+            if (status == 200) flood_200++;
+            else flood_other++;
+            off += hl + (size_t)clen;
+            continue;
+        }
         if (c->fifo_n == 0) {
             st.unparsed++;
         } else {
@@ -892,7 +970,8 @@ static void on_writable(conn *c) {
             sub_start_handshake(c);
         } else {
             c->state = ST_READY;
-            st.pub_ok++;
+            if (c == &flood_pub) flood_ready = 1;
+            else st.pub_ok++;
         }
     }
     conn_flush(c);
@@ -935,7 +1014,7 @@ static void on_readable(conn *c) {
     } else {
         int resend = 0;
         off = (size_t)pub_responses(c, rxbuf, len, &resend);
-        if (phase == PH_LOAD && cfg.mode == MODE_CLOSED) {
+        if (phase == PH_LOAD && cfg.mode == MODE_CLOSED && c != &flood_pub) {
             uint64_t now = now_ns();
             for (int i = 0; i < resend && now < t_end; i++)
                 if (!pub_trigger(c)) break;
@@ -1106,6 +1185,14 @@ static void on_established(conn *c, const char *p, size_t n) {
         if (phase == PH_SETUP) setup_subscribed(c);
         return;
     }
+    if (c->stall && cfg.flood_bytes > 0) {
+        char f[512];
+        int k = snprintf(f, sizeof f,
+                         "{\"event\":\"pusher:subscribe\",\"data\":{\"channel\":\"%s\","
+                         "\"auth\":\"\"}}",
+                         flood_channel);
+        ws_send_text(c, f, (size_t)k);
+    }
     send_subscribe(c);
 }
 
@@ -1252,7 +1339,8 @@ static void client_send(conn *c) {
         return;
     }
     uint32_t seq = (uint32_t)next_seq++;
-    char data[4096], f[4608], ch[256];
+    static char data[MAX_PAYLOAD + 1], f[MAX_PAYLOAD + 512];
+    char ch[256];
     uint64_t t = now_ns();
     int dl = snprintf(data, sizeof data, "S%010uT%020llu", seq, (unsigned long long)t);
     while (dl < cfg.payload) data[dl++] = 'x';
@@ -1734,9 +1822,19 @@ static void print_setup(void) {
     fflush(stdout);
 }
 
+static void print_stall_json(FILE *out);
+static long healthy_ok = -1; /* subscribers that count for loss: all but the stalled ones */
+
+static long healthy_subs(void) {
+    long n = st.sub_ok;
+    for (int i = 0; i < cfg.subs; i++) n -= subs_arr[i].stall && subs_arr[i].ok;
+    return n;
+}
+
 static void print_result(double load_cpu1, uint64_t t_done) {
     /* Loss: every subscriber subscribed when the load started must hold every event whose
-     * trigger was answered 200. */
+     * trigger was answered 200 (the stalled subscribers of the slow-consumer scenario
+     * excepted). */
     uint64_t expected = 0, received = 0;
     long accepted = 0, unanswered = 0;
     for (long s = 0; s < next_seq; s++) {
@@ -1746,7 +1844,17 @@ static void print_result(double load_cpu1, uint64_t t_done) {
         uint64_t *row = bitmap + (size_t)s * row_words;
         for (size_t w = 0; w < row_words; w++) received += (uint64_t)__builtin_popcountll(row[w]);
     }
-    expected = (uint64_t)accepted * (uint64_t)st.sub_ok;
+    if (healthy_ok < 0) healthy_ok = healthy_subs();
+    expected = (uint64_t)accepted * (uint64_t)healthy_ok;
+    /* The slow-consumer figures need the samples in arrival order (paired with lat_t). */
+    char *stall_json = NULL;
+    size_t stall_json_len = 0;
+    if (nstalls || cfg.stall_at >= 0) {
+        FILE *ms = open_memstream(&stall_json, &stall_json_len);
+        if (!ms) die("open_memstream");
+        print_stall_json(ms);
+        fclose(ms);
+    }
     qsort(lat_us, lat_n, sizeof *lat_us, cmp_u32);
     double window = (double)(t_end - t_warm) / 1e9;
     double wall = (double)(t_done - t_load0) / 1e9;
@@ -1779,6 +1887,10 @@ static void print_result(double load_cpu1, uint64_t t_done) {
     printf("\"sub_closed\":%ld,\"pub_closed\":%ld,\"pings_answered\":%ld,\"other_internal\":%ld,",
            st.sub_closed_during_load, st.pub_closed, st.pings_answered, st.other_internal);
     print_errors_json();
+    if (stall_json) {
+        fputs(stall_json, stdout);
+        free(stall_json);
+    }
     printf("\"gen_cpu_s\":%.4f}\n", load_cpu1 - load_cpu0);
     fflush(stdout);
 }
@@ -1796,6 +1908,379 @@ static void print_lat(const char *prefix, uint32_t *a, size_t n) {
            "\"%sp999_ms\":%.3f,\"%smax_ms\":%.3f,",
            prefix, n, prefix, pct_of(a, n, 0.5), prefix, pct_of(a, n, 0.9), prefix,
            pct_of(a, n, 0.99), prefix, pct_of(a, n, 0.999), prefix, n ? a[n - 1] / 1000.0 : -1);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Slow consumers (fan-out with --stalled M --stall-at SEC)                                   */
+/*
+ * M of the S subscribers (spread evenly: k*S/M) connect with a small SO_RCVBUF (--stall-rcvbuf,
+ * set before connect so the window stays small; optionally --stall-mss) and behave normally
+ * until --stall-at seconds into the load. Then they stop reading: their epoll registration
+ * drops EPOLLIN (EPOLLRDHUP, EPOLLHUP and EPOLLERR are still reported) and nothing is recv'd,
+ * so the kernel buffers fill and the server's output for them piles up until it passes its
+ * max_pending limit. The fd stays open. Their deliveries are never part of the loss or latency
+ * figures: those are the healthy subscribers' only.
+ *
+ * On loopback the server's send buffer autotunes up to tcp_wmem's maximum (4 MiB here, ~2.8 MB
+ * of payload), which the client cannot prevent, so at fan-out rates the limit is reached only
+ * after tens of seconds. --flood-bytes B --flood-rate N adds a second channel,
+ * "<channel>-slow", that only the stalled subscribers join, and an extra HTTP connection that
+ * triggers B-byte events on it N times a second (outside the sequence/loss accounting).
+ *
+ * Two groups, alternating (k even / k odd):
+ *   A "wake": read again at --stall-wake seconds after the load start (default: the end of the
+ *     load). If the server has closed them by then (4101, close frame written behind the
+ *     backlog, socket aborted 5 s later) they read the backlog, the close frame, then EOF. The
+ *     send stamp of the last event before the close frame tells when the server gave up.
+ *   B "wait": do not read until the server's side of the socket is gone (its fd closed, i.e.
+ *     the abort: seen through NETLINK_SOCK_DIAG as the server's socket losing its inode or
+ *     leaving ESTABLISHED), or until --stall-wait seconds after the end of the load. Then they
+ *     read what the kernel still holds: the backlog, then EOF without a close frame (it was
+ *     dropped with the server's buffer) or a reset.
+ * An EPOLLRDHUP/HUP/ERR while not reading wakes a subscriber at once (recorded as early).
+ * While any stalled subscriber is unresolved, its server-side socket is looked up every 100 ms
+ * (sock_diag, by exact 4-tuple): when the server's side went away and the largest kernel queues
+ * seen while stalled (the server's send queue, our receive queue).
+ *
+ * RESULT then has "stall": the healthy latency for events sent before the stall, from the stall
+ * until group A reads again, after that, and per 500 ms; and one record per stalled subscriber.
+ */
+enum { STALL_NONE, STALL_READING, STALL_STOPPED, STALL_WOKEN, STALL_DONE };
+
+typedef struct {
+    int idx, group; /* group 0: A (wake at --stall-wake), 1: B (wait for the server) */
+    int cport;
+    int close_code; /* -1: no close frame seen */
+    int reset, eof, early, open_at_end, not_ready;
+    uint64_t t_srv_gone, t_hup, t_wake, t_close_frame, t_done;
+    uint64_t last_stamp; /* send stamp of the last event read before the close frame / EOF */
+    long events_read, bytes_read, srv_txq_max, cli_rxq_max;
+    uint64_t t_last_rx;
+    uint64_t read_ns; /* generator time spent reading it after the wake */
+} stall_info;
+
+static stall_info *stalls;
+static int stall_begun, stall_unresolved;
+static uint64_t t_stall, t_wake_a, t_stall_deadline, t_proc_next;
+
+static void stall_resolve(conn *c, uint64_t now) {
+    stall_info *si = &stalls[c->stall_k];
+    si->t_done = now;
+    c->stall = STALL_DONE;
+    conn_teardown(c);
+    stall_unresolved--;
+}
+
+/* Frame scan for a woken stalled subscriber: count events, remember the last stamp, catch the
+ * close frame. Returns bytes consumed. */
+static size_t stall_frames(stall_info *si, const char *buf, size_t len, uint64_t now) {
+    size_t off = 0;
+    while (len - off >= 2) {
+        const uint8_t *p = (const uint8_t *)buf + off;
+        int op = p[0] & 15;
+        uint64_t pl = p[1] & 127;
+        size_t h = 2;
+        if (pl == 126) {
+            if (len - off < 4) break;
+            pl = (uint64_t)p[2] << 8 | p[3];
+            h = 4;
+        } else if (pl == 127) {
+            if (len - off < 10) break;
+            pl = 0;
+            for (int i = 0; i < 8; i++) pl = pl << 8 | p[2 + i];
+            h = 10;
+        }
+        if (len - off < h + pl) break;
+        const char *pay = (const char *)p + h;
+        if (op == 1 && si->close_code < 0) {
+            const char *d = json_str(pay, (size_t)pl, "\"data\"", 6);
+            size_t avail = d ? (size_t)(pay + pl - d) : 0;
+            int ok = 1;
+            if (d && avail >= 32 && d[0] == 'S' && d[11] == 'T') {
+                uint64_t t = parse_digits(d + 12, 20, &ok);
+                if (ok) {
+                    si->events_read++;
+                    si->last_stamp = t;
+                }
+            }
+        } else if (op == 8 && si->close_code < 0) {
+            si->close_code = pl >= 2 ? ((uint8_t)pay[0] << 8 | (uint8_t)pay[1]) : 1005;
+            si->t_close_frame = now;
+        }
+        off += h + pl;
+    }
+    return off;
+}
+
+static void stall_read_once(conn *c, uint64_t now);
+
+static void stall_read(conn *c, uint64_t now) {
+    stall_info *si = &stalls[c->stall_k];
+    uint64_t t0 = now_ns();
+    stall_read_once(c, now);
+    si->read_ns += now_ns() - t0;
+}
+
+/* At most two recv()s per call (level-triggered epoll calls again): a woken subscriber's backlog
+ * is megabytes, and reading it in one go would hold up the healthy subscribers' reads. */
+static void stall_read_once(conn *c, uint64_t now) {
+    stall_info *si = &stalls[c->stall_k];
+    for (int rounds = 0; rounds < 2; rounds++) {
+        size_t have = c->in_len;
+        if (have) memcpy(rxbuf, c->in, have);
+        ssize_t n = recv(c->fd, rxbuf + have, sizeof rxbuf - have, 0);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+        if (n <= 0) {
+            if (n == 0) si->eof = 1;
+            else si->reset = errno == ECONNRESET ? 1 : 2;
+            stall_resolve(c, now);
+            return;
+        }
+        si->bytes_read += n;
+        si->t_last_rx = now;
+        size_t len = have + (size_t)n;
+        size_t off = stall_frames(si, rxbuf, len, now);
+        c->in_len = (uint32_t)(len - off);
+        if (c->in_len) {
+            if (c->in_len > c->in_cap) {
+                c->in = realloc(c->in, c->in_len);
+                if (!c->in) die("out of memory");
+                c->in_cap = c->in_len;
+            }
+            memmove(c->in, rxbuf + off, c->in_len);
+        }
+    }
+}
+
+static void stall_wake(conn *c, uint64_t now) {
+    stall_info *si = &stalls[c->stall_k];
+    si->t_wake = now;
+    si->t_last_rx = now;
+    c->stall = STALL_WOKEN;
+    /* Drain the backlog in large windows rather than --stall-rcvbuf ones (the generator's time
+     * spent reading it delays the healthy subscribers). */
+    int big = 1 << 20;
+    setsockopt(c->fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = c};
+    epoll_ctl(epfd, EPOLL_CTL_MOD, c->fd, &ev);
+    stall_read(c, now);
+}
+
+/* An epoll event on a stalled subscriber's socket. */
+static void stall_event(conn *c, uint32_t e, uint64_t now) {
+    if (c->stall == STALL_STOPPED) {
+        stall_info *si = &stalls[c->stall_k];
+        si->early = 1;
+        si->t_hup = now;
+        (void)e;
+        stall_wake(c, now);
+    } else if (c->stall == STALL_WOKEN) {
+        stall_read(c, now);
+    }
+}
+
+static void stall_begin(uint64_t now) {
+    stall_begun = 1;
+    t_stall = now;
+    for (int k = 0; k < nstalls; k++) {
+        stall_info *si = &stalls[k];
+        conn *c = &subs_arr[si->idx];
+        if (c->state != ST_SUBSCRIBED) { /* never got there: nothing to stall */
+            si->not_ready = 1;
+            si->t_done = now;
+            c->stall = STALL_DONE;
+            continue;
+        }
+        struct sockaddr_in a;
+        socklen_t al = sizeof a;
+        if (getsockname(c->fd, (struct sockaddr *)&a, &al) == 0) {
+            si->cport = ntohs(a.sin_port);
+        }
+        struct epoll_event ev = {.events = EPOLLRDHUP, .data.ptr = c};
+        epoll_ctl(epfd, EPOLL_CTL_MOD, c->fd, &ev);
+        c->stall = STALL_STOPPED;
+        stall_unresolved++;
+    }
+}
+
+/* The server's side of each stalled connection, looked up by its exact 4-tuple through
+ * NETLINK_SOCK_DIAG (what `ss` uses; unprivileged). Reading /proc/net/tcp instead costs ~13 ms
+ * with 2,000 sockets, long enough to delay the healthy subscribers' reads and so their
+ * measured latency. An exact lookup is a few microseconds. */
+static int diag_fd = -2;
+
+/* 1: found (state, send queue, inode filled in), 0: no such socket, -1: cannot tell. */
+static int diag_lookup(int sport, int dport, unsigned *state, unsigned long *wq,
+                       unsigned long *inode) {
+    if (diag_fd == -2) diag_fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+    if (diag_fd < 0) return -1;
+    struct {
+        struct nlmsghdr nlh;
+        struct inet_diag_req_v2 r;
+    } req;
+    memset(&req, 0, sizeof req);
+    req.nlh.nlmsg_len = sizeof req;
+    req.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+    req.nlh.nlmsg_flags = NLM_F_REQUEST;
+    req.r.sdiag_family = AF_INET;
+    req.r.sdiag_protocol = IPPROTO_TCP;
+    req.r.idiag_states = ~0u;
+    req.r.id.idiag_sport = htons((uint16_t)sport);
+    req.r.id.idiag_dport = htons((uint16_t)dport);
+    req.r.id.idiag_src[0] = srv_addr.sin_addr.s_addr;
+    req.r.id.idiag_dst[0] = srv_addr.sin_addr.s_addr;
+    req.r.id.idiag_cookie[0] = req.r.id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
+    if (send(diag_fd, &req, sizeof req, 0) < 0) return -1;
+    char buf[8192];
+    ssize_t n = recv(diag_fd, buf, sizeof buf, 0);
+    if (n < (ssize_t)sizeof(struct nlmsghdr)) return -1;
+    struct nlmsghdr *h = (struct nlmsghdr *)buf;
+    if (h->nlmsg_type == NLMSG_ERROR) {
+        struct nlmsgerr *e = NLMSG_DATA(h);
+        return e->error == -ENOENT ? 0 : -1;
+    }
+    if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY) return -1;
+    struct inet_diag_msg *m = NLMSG_DATA(h);
+    *state = m->idiag_state;
+    *wq = m->idiag_wqueue;
+    *inode = m->idiag_inode;
+    return 1;
+}
+
+/* Every 100 ms while stalled subscribers are unresolved: the server's side (gone = no longer
+ * ESTABLISHED, or orphaned: inode 0, i.e. the server closed its fd), its send queue, and our
+ * receive queue (FIONREAD). */
+static void stall_diag_poll(uint64_t now) {
+    for (int k = 0; k < nstalls; k++) {
+        stall_info *si = &stalls[k];
+        conn *c = &subs_arr[si->idx];
+        if (!si->cport || si->t_done || c->state == ST_CLOSED) continue;
+        if (!si->t_wake) {
+            int q = 0;
+            if (ioctl(c->fd, FIONREAD, &q) == 0 && q > si->cli_rxq_max) si->cli_rxq_max = q;
+        }
+        unsigned state = 0;
+        unsigned long wq = 0, inode = 0;
+        int found = diag_lookup(cfg.port, si->cport, &state, &wq, &inode);
+        if (found < 0) continue;
+        if (found && !si->t_wake && (long)wq > si->srv_txq_max) si->srv_txq_max = (long)wq;
+        if (!si->t_srv_gone && (!found || state != 1 /* TCP_ESTABLISHED */ || inode == 0))
+            si->t_srv_gone = now;
+    }
+}
+
+static void stall_tick(uint64_t now) {
+    if (!nstalls) return;
+    if (!stall_begun) {
+        if (phase == PH_LOAD && now >= t_stall) stall_begin(now);
+        return;
+    }
+    if (stall_unresolved <= 0) return;
+    if (now >= t_proc_next) {
+        stall_diag_poll(now);
+        t_proc_next = now + 100000000ull;
+    }
+    for (int k = 0; k < nstalls; k++) {
+        stall_info *si = &stalls[k];
+        conn *c = &subs_arr[si->idx];
+        if (c->stall == STALL_STOPPED) {
+            int wake = si->group == 0 ? now >= t_wake_a
+                                      : (si->t_srv_gone != 0 || now >= t_stall_deadline);
+            if (wake) stall_wake(c, now);
+        } else if (c->stall == STALL_WOKEN) {
+            /* Still open: a close frame is followed by EOF at once; with none, 1 s of silence
+             * after the load means the server kept it (it had not passed the limit). */
+            int quiet = now - si->t_last_rx > 1000000000ull && now > t_end + 1000000000ull;
+            if ((quiet && si->close_code < 0) || now >= t_stall_deadline + 2000000000ull) {
+                si->open_at_end = 1;
+                stall_resolve(c, now);
+            }
+        }
+    }
+}
+
+static double rel_ms(uint64_t t, uint64_t base) {
+    return t ? ((double)t - (double)base) / 1e6 : -1;
+}
+
+/* Latency of the healthy subscribers for events sent in [from, to) ms after the load start. */
+static void print_window(FILE *out, const char *name, uint32_t from, uint32_t to) {
+    size_t n = 0;
+    uint32_t *a = malloc((lat_n + 1) * sizeof *a);
+    if (!a) die("out of memory");
+    for (size_t i = 0; i < lat_n; i++)
+        if (lat_t[i] >= from && lat_t[i] < to) a[n++] = lat_us[i];
+    qsort(a, n, sizeof *a, cmp_u32);
+    fprintf(out, "\"%s\":{\"from_s\":%.3f,\"to_s\":%.3f,\"samples\":%zu,\"p50_ms\":%.3f,"
+           "\"p90_ms\":%.3f,\"p99_ms\":%.3f,\"p999_ms\":%.3f,\"max_ms\":%.3f},",
+           name, from / 1000.0, to / 1000.0, n, pct_of(a, n, 0.5), pct_of(a, n, 0.9),
+           pct_of(a, n, 0.99), pct_of(a, n, 0.999), n ? a[n - 1] / 1000.0 : -1);
+    free(a);
+}
+
+static void print_stall_json(FILE *out) {
+    uint32_t warm_ms = (uint32_t)((t_warm - t_load0) / 1000000);
+    uint32_t stall_ms = (uint32_t)(cfg.stall_at * 1000);
+    uint32_t end_ms = (uint32_t)((t_end - t_load0) / 1000000);
+    uint32_t wake_ms = (uint32_t)((t_wake_a - t_load0) / 1000000);
+    if (wake_ms > end_ms || !nstalls) wake_ms = end_ms;
+    fprintf(out, "\"flood\":{\"channel\":\"%s\",\"bytes\":%d,\"rate\":%.1f,\"subs_ok\":%ld,"
+                 "\"sent\":%ld,\"status_200\":%ld,\"status_other\":%ld,\"skipped\":%ld},",
+            cfg.flood_bytes > 0 ? flood_channel : "", cfg.flood_bytes, cfg.flood_rate,
+            flood_subs_ok, flood_sent, flood_200, flood_other, flood_skipped);
+    fprintf(out, "\"stall\":{\"stalled\":%d,\"rcvbuf\":%d,\"mss\":%d,\"stall_at_s\":%.3f,"
+                 "\"wake_a_s\":%.3f,"
+           "\"t_stall_s\":%.3f,\"stalled_rx_before\":%ld,",
+           nstalls, cfg.stall_rcvbuf, cfg.stall_mss, cfg.stall_at,
+           (double)(t_wake_a - t_load0) / 1e9,
+           stall_begun ? (double)(t_stall - t_load0) / 1e9 : -1.0, stalled_rx);
+    print_window(out, "baseline", warm_ms, stall_ms);
+    print_window(out, "during", stall_ms, wake_ms); /* until group A reads again */
+    print_window(out, "after_wake", wake_ms, end_ms);
+    print_window(out, "stall_to_end", stall_ms, end_ms);
+    fprintf(out, "\"timeline\":[");
+    /* Per 500 ms of send time: [start s, samples, p50, p99, max]. */
+    for (uint32_t s0 = 0; s0 < end_ms; s0 += 500) {
+        size_t n = 0;
+        uint32_t *a = malloc((lat_n + 1) * sizeof *a);
+        if (!a) die("out of memory");
+        for (size_t i = 0; i < lat_n; i++)
+            if (lat_t[i] >= s0 && lat_t[i] < s0 + 500) a[n++] = lat_us[i];
+        qsort(a, n, sizeof *a, cmp_u32);
+        fprintf(out, "%s[%.1f,%zu,%.3f,%.3f,%.3f]", s0 ? "," : "", s0 / 1000.0, n,
+                pct_of(a, n, 0.5),
+               pct_of(a, n, 0.99), n ? a[n - 1] / 1000.0 : -1);
+        free(a);
+    }
+    fprintf(out, "],\"subs\":[");
+    int n4101 = 0, nclose = 0, neof = 0, nreset = 0, nopen = 0, ngone = 0, nready = 0;
+    for (int k = 0; k < nstalls; k++) {
+        stall_info *si = &stalls[k];
+        if (si->not_ready) continue;
+        nready++;
+        n4101 += si->close_code == 4101;
+        nclose += si->close_code >= 0;
+        neof += si->eof && si->close_code < 0;
+        nreset += si->reset != 0;
+        nopen += si->open_at_end;
+        ngone += si->t_srv_gone != 0;
+        fprintf(out, "%s{\"idx\":%d,\"group\":\"%s\",\"port\":%d,\"close_code\":%d,\"eof\":%d,"
+               "\"reset\":%d,\"early\":%d,\"open_at_end\":%d,\"srv_gone_ms\":%.1f,"
+               "\"hup_ms\":%.1f,\"wake_ms\":%.1f,\"close_frame_ms\":%.1f,\"done_ms\":%.1f,"
+               "\"last_event_sent_ms\":%.1f,\"events_read\":%ld,\"bytes_read\":%ld,"
+               "\"srv_sendq_max\":%ld,\"our_recvq_max\":%ld,\"read_ms\":%.2f}",
+               k ? "," : "", si->idx, si->group ? "B" : "A", si->cport, si->close_code, si->eof,
+               si->reset, si->early, si->open_at_end, rel_ms(si->t_srv_gone, t_stall),
+               rel_ms(si->t_hup, t_stall), rel_ms(si->t_wake, t_stall),
+               rel_ms(si->t_close_frame, t_stall), rel_ms(si->t_done, t_stall),
+               rel_ms(si->last_stamp, t_stall), si->events_read, si->bytes_read,
+               si->srv_txq_max, si->cli_rxq_max, si->read_ns / 1e6);
+    }
+    fprintf(out, "],\"ready\":%d,\"close_4101\":%d,\"close_any\":%d,\"eof_no_close\":%d,"
+                 "\"reset\":%d,"
+           "\"not_dropped\":%d,\"srv_gone\":%d,\"unresolved\":%d},",
+           nready, n4101, nclose, neof, nreset, nopen, ngone, stall_unresolved);
 }
 
 static void print_common(double load_cpu1, uint64_t t_done) {
@@ -1939,6 +2424,9 @@ static void usage(void) {
             "  [--scenario fanout|client|presence|churn] [--channels N] [--senders K]\n"
             "  [--window W] [--client-data object|string] [--pool C] [--leave unsub|close|mixed]\n"
             "  [--close ws|rst|mixed] [--cycle-timeout SEC] [--verify-timeout SEC]\n"
+            "  [--stalled M --stall-at SEC [--stall-wake SEC] [--stall-wait SEC]\n"
+            "   [--stall-rcvbuf BYTES] [--stall-mss BYTES] [--flood-bytes B --flood-rate N]]\n"
+            "   (fan-out: M subscribers stop reading at SEC; see the Slow consumers comment)\n"
             "client: --rate is client events/s in all; presence: --rate is leave+join ops/s;\n"
             "churn: --subs is unused, --window is the number of cycles in flight.\n");
     exit(2);
@@ -1958,6 +2446,9 @@ int main(int argc, char **argv) {
         {"window", 1, 0, 1003},   {"client-data", 1, 0, 1004},  {"pool", 1, 0, 1005},
         {"leave", 1, 0, 1006},    {"close", 1, 0, 1007},        {"cycle-timeout", 1, 0, 1008},
         {"verify-timeout", 1, 0, 1009},
+        {"stalled", 1, 0, 1010},  {"stall-at", 1, 0, 1011},     {"stall-wake", 1, 0, 1012},
+        {"stall-wait", 1, 0, 1013}, {"stall-rcvbuf", 1, 0, 1014}, {"stall-mss", 1, 0, 1015},
+        {"flood-bytes", 1, 0, 1016}, {"flood-rate", 1, 0, 1017},
         {0, 0, 0, 0}};
     int o;
     md5_init_table();
@@ -2019,11 +2510,20 @@ int main(int argc, char **argv) {
             break;
         case 1008: cfg.cycle_timeout = atof(optarg); break;
         case 1009: cfg.verify_timeout = atof(optarg); break;
+        case 1010: cfg.stalled = atoi(optarg); break;
+        case 1011: cfg.stall_at = atof(optarg); break;
+        case 1012: cfg.stall_wake = atof(optarg); break;
+        case 1013: cfg.stall_wait = atof(optarg); break;
+        case 1014: cfg.stall_rcvbuf = atoi(optarg); break;
+        case 1015: cfg.stall_mss = atoi(optarg); break;
+        case 1016: cfg.flood_bytes = atoi(optarg); break;
+        case 1017: cfg.flood_rate = atof(optarg); break;
         default: usage();
         }
     }
     if (!cfg.port) usage();
-    if (cfg.payload < 32 || cfg.payload > 4000) die("--payload must be 32..4000");
+    if (cfg.payload < 32 || cfg.payload > MAX_PAYLOAD)
+        die("--payload must be 32..%d", MAX_PAYLOAD);
     if (scenario == SC_FANOUT && cfg.mode != MODE_NONE && cfg.pubs < 1)
         die("--mode closed/rate needs --pubs >= 1");
     if (scenario != SC_FANOUT) {
@@ -2042,6 +2542,22 @@ int main(int argc, char **argv) {
     if (scenario == SC_PRESENCE && (cfg.pool < 2 || cfg.subs < 1))
         die("presence: need --subs >= 1 stable members and --pool >= 2");
     if (scenario == SC_CHURN) cfg.subs = cfg.window; /* one slot per cycle in flight */
+    if (cfg.stalled > 0 && cfg.stall_at < 0) die("--stalled needs --stall-at");
+    if (cfg.stall_at >= 0) {
+        if (scenario != SC_FANOUT || cfg.mode == MODE_NONE)
+            die("--stall-at: fan-out scenario with --mode closed or rate only");
+        if (cfg.stalled < 0 || cfg.stalled >= cfg.subs || cfg.stalled > 30000)
+            die("--stalled must be 0..subs-1");
+        if (cfg.stall_at < cfg.warmup || cfg.stall_at >= cfg.duration)
+            die("--stall-at must be within [--warmup, --duration)");
+        if (cfg.stall_wait < 0) die("--stall-wait must be >= 0");
+    }
+    if (cfg.flood_bytes > 0) {
+        if (cfg.stalled < 1) die("--flood-bytes needs --stalled >= 1");
+        if (cfg.flood_bytes < 32 || cfg.flood_bytes > MAX_PAYLOAD || cfg.flood_rate <= 0)
+            die("--flood-bytes must be 32..%d, with --flood-rate > 0", MAX_PAYLOAD);
+    }
+    snprintf(flood_channel, sizeof flood_channel, "%s-slow", cfg.channel);
     if (cfg.mode == MODE_RATE && cfg.rate <= 0) die("--mode rate needs --rate > 0");
     if (cfg.warmup >= cfg.duration && cfg.mode != MODE_NONE) die("--warmup must be < --duration");
     if (strcmp(cfg.host, "127.0.0.1") != 0) die("only 127.0.0.1 is allowed");
@@ -2052,7 +2568,7 @@ int main(int argc, char **argv) {
     getrlimit(RLIMIT_NOFILE, &rl);
     rl.rlim_cur = rl.rlim_max;
     setrlimit(RLIMIT_NOFILE, &rl);
-    int total_socks = cfg.subs + cfg.pubs + (scenario == SC_PRESENCE ? cfg.pool + 2 : 1);
+    int total_socks = cfg.subs + cfg.pubs + (scenario == SC_PRESENCE ? cfg.pool + 2 : 2);
     if ((rlim_t)(total_socks + 16) > rl.rlim_cur)
         die("%d connections need more than the open-file limit %ld", total_socks,
             (long)rl.rlim_cur);
@@ -2131,6 +2647,19 @@ int main(int argc, char **argv) {
             senders_arr[nsenders++] = c;
         }
     }
+    if (cfg.stalled > 0) { /* spread over the subscribers: k*S/M */
+        nstalls = cfg.stalled;
+        stalls = calloc((size_t)nstalls, sizeof *stalls);
+        if (!stalls) die("out of memory");
+        for (int k = 0; k < nstalls; k++) {
+            int idx = (int)((long)k * cfg.subs / nstalls);
+            stalls[k].idx = idx;
+            stalls[k].group = k & 1;
+            stalls[k].close_code = -1;
+            subs_arr[idx].stall = STALL_READING;
+            subs_arr[idx].stall_k = (int16_t)k;
+        }
+    }
     for (int i = 0; i < cfg.pubs; i++) {
         pubs_arr[i].kind = K_PUB;
         pubs_arr[i].idx = (uint32_t)i;
@@ -2180,6 +2709,10 @@ int main(int argc, char **argv) {
             }
             if (c->state == ST_CLOSED) continue;
             uint32_t e = evs[i].events;
+            if (c->stall >= STALL_STOPPED) { /* a stalled subscriber: see "Slow consumers" */
+                stall_event(c, e, now_ns());
+                continue;
+            }
             if (e & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
                 if (c->state == ST_CONNECTING && (e & EPOLLOUT)) on_writable(c);
                 if (c->state != ST_CLOSED) on_readable(c);
@@ -2188,6 +2721,7 @@ int main(int argc, char **argv) {
             }
         }
         now = now_ns();
+        if (nstalls && (phase == PH_LOAD || phase == PH_DRAIN)) stall_tick(now);
         switch (phase) {
         case PH_SETUP: {
             if (scenario == SC_CHURN) { /* nothing to set up */
@@ -2215,8 +2749,13 @@ int main(int argc, char **argv) {
                         pubs_arr[i].state = ST_CLOSED;
                         st.pub_failed++;
                     }
+                if (cfg.flood_bytes > 0 && conn_open(&flood_pub) < 0) {
+                    flood_pub.state = ST_CLOSED;
+                    st.pub_failed++;
+                }
             }
-            int pubs_done = pubs_started && st.pub_ok + st.pub_failed >= cfg.pubs;
+            int pubs_done = pubs_started && st.pub_ok + st.pub_failed >= cfg.pubs &&
+                            (cfg.flood_bytes <= 0 || flood_ready || flood_pub.state == ST_CLOSED);
             /* Presence: let the member_added of the setup joins settle first. */
             uint64_t last = st.last_setup_event_ns > st.t_last_sub ? st.last_setup_event_ns
                                                                    : st.t_last_sub;
@@ -2243,6 +2782,14 @@ int main(int argc, char **argv) {
                 if (cfg.mode == MODE_NONE) t_warm = t_load0;
                 next_due = t_load0;
                 phase = PH_LOAD;
+                if (cfg.stall_at >= 0) {
+                    t_stall = t_load0 + (uint64_t)(cfg.stall_at * 1e9);
+                    t_wake_a = cfg.stall_wake >= 0 ? t_load0 + (uint64_t)(cfg.stall_wake * 1e9)
+                                                   : t_end;
+                    t_stall_deadline = t_end + (uint64_t)(cfg.stall_wait * 1e9);
+                    healthy_ok = healthy_subs();
+                    flood_next_due = t_load0;
+                }
                 if (scenario == SC_CLIENT) client_load_start();
                 if (scenario == SC_PRESENCE) presence_load_start();
                 if (scenario == SC_FANOUT && cfg.mode == MODE_CLOSED) {
@@ -2256,6 +2803,7 @@ int main(int argc, char **argv) {
             }
             break;
         case PH_LOAD:
+            if (cfg.flood_bytes > 0) flood_tick(now);
             if (scenario == SC_CLIENT) client_tick(now);
             else if (scenario == SC_PRESENCE) presence_tick(now);
             else if (scenario == SC_CHURN) churn_tick(now);
@@ -2282,6 +2830,8 @@ int main(int argc, char **argv) {
             if (now >= t_end) {
                 phase = PH_DRAIN;
                 drain_deadline = now + (uint64_t)(cfg.drain * 1e9);
+                if (nstalls && drain_deadline < t_stall_deadline + 3000000000ull)
+                    drain_deadline = t_stall_deadline + 3000000000ull;
             }
             break;
         case PH_DRAIN: {
@@ -2309,11 +2859,13 @@ int main(int argc, char **argv) {
             int inflight = 0;
             for (int i = 0; i < cfg.pubs; i++)
                 if (pubs_arr[i].state == ST_READY) inflight += (int)pubs_arr[i].fifo_n;
-            uint64_t want = (uint64_t)st.status_200 * (uint64_t)st.sub_ok;
+            uint64_t want = (uint64_t)st.status_200 *
+                            (uint64_t)(healthy_ok >= 0 ? healthy_ok : st.sub_ok);
             uint64_t got = st.deliveries - st.dups - st.unexpected;
             uint64_t last = st.last_delivery_ns > t_end ? st.last_delivery_ns : t_end;
             int quiet = now - last > 1000000000ull;
-            if ((inflight == 0 && (got >= want || quiet)) || now > drain_deadline ||
+            int stalls_done = !nstalls || !stall_begun || stall_unresolved <= 0;
+            if ((inflight == 0 && (got >= want || quiet) && stalls_done) || now > drain_deadline ||
                 (cfg.mode == MODE_NONE)) {
                 print_result(cpu_seconds(), now);
                 phase = cfg.interactive ? PH_WAIT_QUIT : PH_EXIT;
@@ -2338,6 +2890,7 @@ int main(int argc, char **argv) {
     phase = PH_EXIT;
     for (int i = 0; i < cfg.subs; i++) conn_close(&subs_arr[i], 1000);
     for (int i = 0; i < cfg.pubs; i++) conn_close(&pubs_arr[i], 1000);
+    conn_close(&flood_pub, 1000);
     conn_close(&vconn, 1000);
     conn_close(&checker, 1000);
     return 0;

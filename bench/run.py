@@ -26,6 +26,10 @@ Scenarios:
   conn-churn   connect, subscribe, subscription_succeeded, disconnect, with W cycles in flight:
                cycles/s, failures, server RSS at the start and end of the load (leak check),
                and the channel's subscription_count back to 0 afterwards.
+  slow-consumer  fan-out at a fixed rate to S subscribers, M of which stop reading part-way
+               (back-pressure): the healthy subscribers' latency before and during the stall,
+               their lost/dup, when and how the server dropped the stalled ones (4101), and the
+               server's RSS at the stall, its peak and the end.
 
 Example:  bench/build.sh && bench/run.py --repeat 3
 Only 127.0.0.1 is ever loaded; every run is bounded in count and time.
@@ -49,6 +53,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +64,9 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 APP_ID, APP_KEY, APP_SECRET = "123456", "bench-key", "bench-secret"
 LISTENING = re.compile(r"listening on ws://127\.0\.0\.1:(\d+)")
 ALL_SCENARIOS = ("connections", "fanout-max", "fanout-rate", "http", "client-events",
-                 "presence-churn", "conn-churn")  # fmt: skip
+                 "presence-churn", "conn-churn", "slow-consumer")  # fmt: skip
+# The server's line (INFO) when it closes a slow consumer, and its log time stamp.
+SLOW_CLOSE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) INFO .*closing a slow consumer")
 # The open-file limit here is 20,000 per process: 19,500 connections leave the server (and the
 # generator) about 500 descriptors for everything else.
 MAX_CONNS = 19500
@@ -160,7 +167,11 @@ class Server:
     """One `clarion serve` on 127.0.0.1, an ephemeral port, pinned with taskset."""
 
     def __init__(
-        self, args: argparse.Namespace, log_path: Path, extra_env: dict[str, str] | None = None
+        self,
+        args: argparse.Namespace,
+        log_path: Path,
+        extra_env: dict[str, str] | None = None,
+        log_level: str | None = None,
     ) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("CLARION_", "PUSHER_"))}
         env.update(
@@ -176,7 +187,8 @@ class Server:
             env[key] = value
         self.cmd = [
             "taskset", "-c", str(args.server_core), str(args.clarion),
-            "serve", "--host", "127.0.0.1", "--port", "0", "--log-level", args.server_log_level,
+            "serve", "--host", "127.0.0.1", "--port", "0",
+            "--log-level", log_level or args.server_log_level,
         ]  # fmt: skip
         self.log_path = log_path
         self._log = open(log_path, "w")  # noqa: SIM115 - lives as long as the process
@@ -247,6 +259,17 @@ class Server:
             if not line.startswith("[stdout]")
             and re.search(r"\b(ERROR|CRITICAL|WARNING|Traceback|Exception)\b", line)
         ]
+
+    def slow_closes(self, t0_wall: float) -> list[float]:
+        """Seconds after `t0_wall` (time.time()) of each "closing a slow consumer" line (INFO;
+        the log's time stamps are local time with milliseconds)."""
+        out = []
+        for line in self.log_path.read_text(errors="replace").splitlines():
+            match = SLOW_CLOSE.match(line)
+            if match:
+                stamp = datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp()
+                out.append(round(stamp - t0_wall, 3))
+        return out
 
 
 class RssSampler:
@@ -337,11 +360,12 @@ class LoadGen:
 @dataclass
 class Scenario:
     name: str
-    kind: str  # "connections", "messages", "client", "presence" or "churn"
+    kind: str  # "connections", "messages", "client", "presence", "churn" or "slow"
     subs: int
     gen_args: list[str]
     params: dict[str, Any] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)  # extra server environment
+    log_level: str | None = None  # server log level, if not --server-log-level
 
 
 def build_scenarios(args: argparse.Namespace) -> list[Scenario]:
@@ -437,6 +461,8 @@ def build_scenarios(args: argparse.Namespace) -> list[Scenario]:
             out += client_scenarios(args, load)
         elif name == "presence-churn":
             out += presence_scenarios(args, load)
+        elif name == "slow-consumer":
+            out += slow_scenarios(args, load)
         elif name == "conn-churn":
             out.append(
                 Scenario(
@@ -511,13 +537,53 @@ def presence_scenarios(args: argparse.Namespace, load: list[str]) -> list[Scenar
     ]
 
 
+def slow_stall_at(args: argparse.Namespace) -> float:
+    if args.slow_stall_at is not None:
+        return float(args.slow_stall_at)
+    warmup, duration = float(args.warmup), float(args.duration)
+    return max(warmup, min(3.0, warmup + (duration - warmup) / 2))
+
+
+def slow_scenarios(args: argparse.Namespace, load: list[str]) -> list[Scenario]:
+    s = args.slow_subs
+    rate = args.slow_deliveries / s
+    stall_at = slow_stall_at(args)
+    wake = min(args.duration, stall_at + args.slow_wake_after)
+    env = {"CLARION_MAX_PENDING_KB": str(args.slow_max_pending_kb)}
+    out = []
+    for m in args.slow_stalled:
+        flood = (["--flood-bytes", str(args.slow_flood_kb * 1024),
+                  "--flood-rate", repr(args.slow_flood_rate)]
+                 if m and args.slow_flood_kb > 0 else [])  # fmt: skip
+        gen = [
+            "--subs", str(s), "--pubs", str(args.publishers), "--mode", "rate",
+            "--rate", repr(rate), "--payload", str(args.slow_payload),
+            "--stalled", str(m), "--stall-at", repr(stall_at), "--stall-wake", repr(wake),
+            "--stall-wait", repr(args.slow_wait), "--stall-rcvbuf", str(args.slow_rcvbuf),
+            "--stall-mss", str(args.slow_mss), *flood, *load,
+        ]  # fmt: skip
+        params = {
+            "pubs": args.publishers, "rate": rate, "stalled": m, "stall_at": stall_at,
+            "wake": wake, "max_pending_kb": args.slow_max_pending_kb,
+            "payload": args.slow_payload, "flood_kb": args.slow_flood_kb if flood else 0,
+            "flood_rate": args.slow_flood_rate,
+        }  # fmt: skip
+        name = (f"slow consumer: {m} of {s} stalled, {args.slow_deliveries:,} deliv/s x "
+                f"{args.slow_payload} B, max_pending {args.slow_max_pending_kb} KiB")  # fmt: skip
+        if flood:
+            name += f", flood {args.slow_flood_kb} KiB x {args.slow_flood_rate:g}/s"
+        out.append(Scenario(name, "slow", s, gen, params, env, log_level="info"))
+    return out
+
+
 def run_once(args: argparse.Namespace, sc: Scenario, rep: int, logdir: Path) -> dict[str, Any]:
     tag = re.sub(r"[^a-z0-9]+", "-", sc.name.lower()).strip("-") + f"-r{rep}"
-    server = Server(args, logdir / f"{tag}.server.log", sc.env)
+    server = Server(args, logdir / f"{tag}.server.log", sc.env, sc.log_level)
     gen: LoadGen | None = None
     result: dict[str, Any] = {"scenario": sc.name, "rep": rep, "server_cmd": server.cmd}
     result["server_env"] = sc.env
     sampler: RssSampler | None = None
+    t_go_wall: float | None = None
     try:
         time.sleep(args.server_settle)
         s0 = sample(server.pid)
@@ -527,6 +593,7 @@ def run_once(args: argparse.Namespace, sc: Scenario, rep: int, logdir: Path) -> 
         s1 = sample(server.pid)
         time.sleep(args.rss_settle if sc.kind == "connections" else 0.2)
         s1b = sample(server.pid)
+        t_go_wall = time.time()
         gen.proceed()
         c2 = core_times(args.server_core), core_times(args.gen_core)
         s2 = sample(server.pid)
@@ -569,6 +636,9 @@ def run_once(args: argparse.Namespace, sc: Scenario, rep: int, logdir: Path) -> 
             gen.finish()
         result["server_exit"] = server.stop()
         result["server_log_problems"] = server.log_problems()[:20]
+        result["t_go_wall"] = t_go_wall
+        if sc.kind == "slow" and t_go_wall is not None:
+            result["slow_closes_s"] = server.slow_closes(t_go_wall)
         result["server_log"] = str(server.log_path)
     return result
 
@@ -653,7 +723,78 @@ def metrics(sc: Scenario, r: dict[str, Any]) -> dict[str, float]:
         m["server_cpu_s"] = srv["cpu_load_s"]
         m["gen_cpu_s"] = load["gen_cpu_s"]
         m["server_rss_mib"] = srv["rss_after_load_kb"] / 1024
+        if sc.kind == "slow":
+            m.update(slow_metrics(sc, r))
     return m
+
+
+def _span(values: list[float]) -> tuple[float, float]:
+    return (min(values), max(values)) if values else (float("nan"), float("nan"))
+
+
+def slow_metrics(sc: Scenario, r: dict[str, Any]) -> dict[str, float]:
+    """Healthy latency before / during the stall, the stalled subscribers' fate (times in
+    seconds after the stall), and the server's RSS around it."""
+    stall = r["load"]["stall"]
+    m: dict[str, float] = {}
+    windows = (("base", "baseline"), ("stall", "during"), ("wake", "after_wake"))
+    for key, name in windows:
+        window = stall[name]
+        for q in ("p50", "p99", "max"):
+            m[f"{key}_{q}"] = window[f"{q}_ms"] if window["samples"] else float("nan")
+    t_stall = stall["t_stall_s"]
+    subs = stall["subs"]
+    m["ready"] = stall["ready"]
+    m["dropped"] = stall["ready"] - stall["not_dropped"] - stall["unresolved"]
+    closes = [t - t_stall for t in r.get("slow_closes_s", []) if t >= t_stall - 0.5]
+    m["log_closes"] = len(r.get("slow_closes_s", []))
+    m["close_first_s"], m["close_last_s"] = _span(closes)
+    aborts = [x["srv_gone_ms"] / 1000 for x in subs if x["group"] == "B" and x["srv_gone_ms"] >= 0]
+    m["abort_first_s"], m["abort_last_s"] = _span(aborts)
+    # Group A: the last event before the close frame was sent just before the server gave up.
+    decided = [x["last_event_sent_ms"] / 1000 for x in subs if x["close_code"] == 4101]
+    m["decided_first_s"], m["decided_last_s"] = _span(decided)
+    series = r.get("rss_series") or []
+    before = [kb for t, kb in series if t <= t_stall]
+    after = [kb for t, kb in series if t >= t_stall]
+    m["rss_stall_mib"] = (before[-1] if before else float("nan")) / 1024
+    m["rss_peak_before_mib"] = (max(before) if before else float("nan")) / 1024
+    m["rss_peak_mib"] = (max(after) if after else float("nan")) / 1024
+    m["rss_end_mib"] = (series[-1][1] if series else float("nan")) / 1024
+    m["rss_growth_kib"] = (m["rss_peak_mib"] - m["rss_stall_mib"]) * 1024
+    # The limit is checked after a write: each stalled socket may hold max_pending plus the
+    # frames of one loop iteration (here about one event).
+    biggest_kib = max(sc.params["flood_kb"], sc.params["payload"] / 1024)
+    m["rss_bound_kib"] = sc.params["stalled"] * (sc.params["max_pending_kb"] + biggest_kib)
+    m["srv_sendq_max_kib"] = max((x["srv_sendq_max"] for x in subs), default=0) / 1024
+    return m
+
+
+def slow_outcomes(runs: list[dict[str, Any]]) -> str:
+    """What the stalled subscribers read once they read again, per group, over the runs."""
+    tally: dict[str, dict[str, int]] = {"A": {}, "B": {}}
+    for r in runs:
+        for x in r.get("load", {}).get("stall", {}).get("subs", []):
+            if x["close_code"] == 4101:
+                what = "4101 frame+EOF" if x["eof"] else "4101 frame"
+            elif x["close_code"] >= 0:
+                what = f"close {x['close_code']}"
+            elif x["reset"]:
+                what = "RST"
+            elif x["eof"]:
+                what = "EOF, no frame"
+            elif x["open_at_end"]:
+                what = "still open"
+            else:
+                what = "unresolved"
+            if x["early"]:
+                what += " (HUP while stalled)"
+            tally[x["group"]][what] = tally[x["group"]].get(what, 0) + 1
+    parts = []
+    for group, label in (("A", "A (woken)"), ("B", "B (waited)")):
+        if tally[group]:
+            parts.append(f"{label}: " + ", ".join(f"{n} {w}" for w, n in tally[group].items()))
+    return "; ".join(parts) or "-"
 
 
 def counters(sc: Scenario, r: dict[str, Any]) -> dict[str, int]:
@@ -697,6 +838,21 @@ def counters(sc: Scenario, r: dict[str, Any]) -> dict[str, int]:
             or load["api_user_count"] != load["members_expected"]
             or load["api_subscription_count"] != load["members_expected"]
         )
+    if sc.kind == "slow":
+        c["lost"] = load["lost"]
+        c["dup"] = load["dup"]
+        c["non200"] = load["status_other"] + load["unanswered"]
+        c["unexpected"] = load["unexpected"] + load["unparsed"] + load["fragmented"]
+        c["seq_exhausted"] = load["seq_exhausted"]
+        stall = load["stall"]
+        c["stalled_not_dropped"] = stall["not_dropped"]
+        c["stalled_unresolved"] = stall["unresolved"]
+        c["stalled_other_close"] = sum(
+            1 for x in stall["subs"] if x["close_code"] >= 0 and x["close_code"] != 4101
+        )
+        c["flood_non200"] = load["flood"]["status_other"]
+        if load["flood"]["bytes"]:
+            c["flood_subs_missing"] = sc.params["stalled"] - load["flood"]["subs_ok"]
     elif sc.kind == "churn":
         c["failures"] = load["failures"]
         c["close_no_frame"] = load["close_no_frame"]
@@ -718,7 +874,8 @@ def fmt(v: float, digits: int = 0) -> str:
     return f"{v:,.{digits}f}"
 
 
-SHOWN = ("lost", "dup", "non200", "err_4301", "failures", "roster_mismatch")
+SHOWN = ("lost", "dup", "non200", "err_4301", "failures", "roster_mismatch",
+         "stalled_not_dropped")  # fmt: skip
 
 
 def problems_cell(c: dict[str, int]) -> str:
@@ -758,12 +915,23 @@ CHURN_HEADER = (
     "| server CPU % | server runq wait % | gen CPU % | problems |"
     "\n|---|---|---|---|---|---|---|---|---|---|"
 )
+SLOW_HEADER = (
+    "| scenario | triggers/s | healthy deliveries/s "
+    "| healthy p50 / p99 / max ms: before the stall | stalled (until group A reads) "
+    "| after group A reads again | lost | dup | non-200 "
+    "| stalled dropped | server 4101 closes (log), s after stall "
+    "| last event before the 4101 frame, s after stall | abort seen (sock_diag), s after stall "
+    "| stalled subscribers read | server RSS MiB: at stall / peak / end (growth KiB, bound) "
+    "| max kernel send queue KiB | server CPU % | gen CPU % | problems |"
+    "\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+)
 HEADERS = {
     "connections": CONN_HEADER,
     "messages": MSG_HEADER,
     "client": CLIENT_HEADER,
     "presence": PRESENCE_HEADER,
     "churn": CHURN_HEADER,
+    "slow": SLOW_HEADER,
 }
 
 
@@ -821,6 +989,39 @@ def row(sc: Scenario, runs: list[dict[str, Any]]) -> str:
             roster_cell(runs, total.get("roster_mismatch", 0)), fmt(g("server_cpu_pct")),
             fmt(g("server_wait_pct")), fmt(g("gen_cpu_pct")), fmt(g("server_rss_mib"), 1),
             gen_note(problems_cell(total)),
+        ]  # fmt: skip
+        return "| " + " | ".join(cells) + " |"
+    if sc.kind == "slow":
+
+        def span(a: str, b: str) -> str:
+            lo, hi = g(a), g(b)
+            if lo != lo:
+                return "-"
+            return fmt(lo, 2) if abs(hi - lo) < 0.005 else f"{fmt(lo, 2)} to {fmt(hi, 2)}"
+
+        def lat(key: str) -> str:
+            return (
+                f"{fmt(g(key + '_p50'), 2)} / {fmt(g(key + '_p99'), 2)} / {fmt(g(key + '_max'), 2)}"
+            )
+
+        stalled = sc.params["stalled"]
+        dropped = "-" if not stalled else f"{fmt(g('dropped'))}/{fmt(g('ready'))}"
+        closes = (
+            "-"
+            if not g("log_closes")
+            else f"{fmt(g('log_closes'))}: {span('close_first_s', 'close_last_s')}"
+        )
+        rss = (f"{fmt(g('rss_stall_mib'), 1)} / {fmt(g('rss_peak_mib'), 1)} / "
+               f"{fmt(g('rss_end_mib'), 1)} ({fmt(g('rss_growth_kib'))}, "
+               f"{fmt(g('rss_bound_kib'))})")  # fmt: skip
+        cells = [
+            sc.name, fmt(g("triggers_per_s"), 1), fmt(g("deliveries_per_s")), lat("base"),
+            lat("stall"), lat("wake"), str(total.get("lost", "-")), str(total.get("dup", "-")),
+            str(total.get("non200", "-")), dropped, closes,
+            span("decided_first_s", "decided_last_s"), span("abort_first_s", "abort_last_s"),
+            slow_outcomes(runs) if stalled else "-", rss,
+            fmt(g("srv_sendq_max_kib")) if stalled else "-", fmt(g("server_cpu_pct")),
+            fmt(g("gen_cpu_pct")), gen_note(problems_cell(total)),
         ]  # fmt: skip
         return "| " + " | ".join(cells) + " |"
     if sc.kind == "churn":
@@ -987,6 +1188,67 @@ def main() -> int:
         default="mixed",
         help="close with a WebSocket close handshake, a TCP RST, or alternately [mixed]",
     )
+    g = p.add_argument_group("slow-consumer")
+    g.add_argument(
+        "--slow-subs", type=int, default=1000, help="subscribers, stalled included [1000]"
+    )
+    g.add_argument(
+        "--slow-stalled",
+        type=parse_list,
+        default=[10],
+        help="stalled subscribers M, comma-separated: one row each (0 = a control run) [10]",
+    )
+    g.add_argument(
+        "--slow-deliveries",
+        type=int,
+        default=50000,
+        help="fixed rate: deliveries/s (triggers/s = this / subs) [50000]",
+    )
+    g.add_argument("--slow-payload", type=int, default=1024, help="event data bytes [1024]")
+    g.add_argument(
+        "--slow-max-pending-kb",
+        type=int,
+        default=256,
+        help="server's CLARION_MAX_PENDING_KB (its default is 1024) [256]",
+    )
+    g.add_argument(
+        "--slow-stall-at",
+        type=float,
+        help="seconds into the load when the stalled subscribers stop reading "
+        "[warm-up + half the rest, at most 3]",
+    )
+    g.add_argument(
+        "--slow-wake-after",
+        type=float,
+        default=2.5,
+        help="group A reads again this many seconds after the stall (at most at the end of "
+        "the load); the server aborts a closed slow consumer 5 s after its close [2.5]",
+    )
+    g.add_argument(
+        "--slow-wait",
+        type=float,
+        default=10.0,
+        help="group B: seconds after the load to wait for the server's abort [10]",
+    )
+    g.add_argument(
+        "--slow-rcvbuf", type=int, default=4096, help="stalled sockets' SO_RCVBUF [4096]"
+    )
+    g.add_argument(
+        "--slow-mss",
+        type=int,
+        default=0,
+        help="stalled sockets' TCP_MAXSEG, set before connect: 536 or 1460 keep the server's "
+        "send buffer for them smaller than loopback's 64 KiB segments do (0: leave it) [0]",
+    )
+    g.add_argument(
+        "--slow-flood-kb",
+        type=int,
+        default=64,
+        help="events of this many KiB on a second channel only the stalled subscribers join, "
+        "so that the server's kernel send buffer (autotuned up to tcp_wmem's 4 MiB) and then "
+        "max_pending fill within the run; 0: none [64]",
+    )
+    g.add_argument("--slow-flood-rate", type=float, default=40.0, help="flood events/s [40]")
     p.add_argument("--duration", type=float, default=8.0, help="seconds of load per run [8]")
     p.add_argument(
         "--warmup",
@@ -1036,6 +1298,16 @@ def main() -> int:
         p.error("--client-subs: at least 2 subscribers per channel")
     if args.repeat < 1 or args.duration <= args.warmup:
         p.error("need --repeat >= 1 and --duration > --warmup")
+    if "slow-consumer" in args.scenarios:
+        stall_at = slow_stall_at(args)
+        if not args.warmup <= stall_at < args.duration:
+            p.error("--slow-stall-at must be within [--warmup, --duration)")
+        if any(m < 0 or m >= args.slow_subs for m in args.slow_stalled):
+            p.error("--slow-stalled: each M must be in [0, --slow-subs)")
+        if not 32 <= args.slow_payload <= 65536 or args.slow_flood_kb > 64:
+            p.error("--slow-payload: 32..65536 bytes; --slow-flood-kb: at most 64")
+        if args.slow_wake_after <= 0 or args.slow_wait < 0:
+            p.error("--slow-wake-after must be > 0 and --slow-wait >= 0")
     if not LOADGEN.exists() or LOADGEN.stat().st_mtime < (HERE / "loadgen.c").stat().st_mtime:
         subprocess.run([str(HERE / "build.sh")], check=True)
     logdir = args.log_dir or Path(tempfile.mkdtemp(prefix="clarion-bench-"))
