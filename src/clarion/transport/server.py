@@ -7,8 +7,10 @@ The same port serves `GET /app/{key}` upgrades (reference 1.1) and the HTTP API 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
+import socket
 import struct
 import typing
 from collections import deque
@@ -28,6 +30,7 @@ from clarion.transport.http import Request, Response, error_response
 from clarion.transport.http_api import HttpApi
 
 _APP_PATH = re.compile(r"(?:/[^?]*)?/app/(?P<key>[^/?]+)")
+_LINGER_ZERO = struct.pack("ii", 1, 0)
 _HEADER_16 = struct.Struct("!BBH")
 _HEADER_64 = struct.Struct("!BBQ")
 # Frames larger than the app's message limit plus this much envelope are refused unread.
@@ -476,7 +479,17 @@ class ClientProtocol(asyncio.Protocol):
         )
         self.close(codes.SLOW_CONSUMER, "Client is not reading its messages")
         # The close frame sits behind the unread backlog; drop the socket if it is not drained.
-        asyncio.get_running_loop().call_later(_SLOW_CONSUMER_GRACE_S, transport.abort)
+        asyncio.get_running_loop().call_later(_SLOW_CONSUMER_GRACE_S, _reset, transport)
+
+
+def _reset(transport: asyncio.Transport) -> None:
+    """Abort with a TCP reset (SO_LINGER 0): a plain close would leave the unread backlog,
+    up to the kernel's send buffer (MBs), queued to a peer that is not reading."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_ZERO)
+    transport.abort()
 
 
 def _unmask_text(mask: bytes, payload: bytes) -> str | None:
