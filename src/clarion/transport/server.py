@@ -135,8 +135,8 @@ class ClientProtocol(asyncio.Protocol):
     ) -> None:
         self._node = node
         self._coalescer = coalescer
-        # Frames written in this loop iteration, sent by `flush` (None: nothing pending).
-        self._out: list[bytes] | None = None
+        # Frames written in this loop iteration, sent by `flush`: None, one frame, or a list.
+        self._out: bytes | list[bytes] | None = None
         self._connections = connections
         self._api = api
         self._limits = limits
@@ -432,10 +432,14 @@ class ClientProtocol(asyncio.Protocol):
             return
         out = self._out
         if out is None:
-            self._out = [frame]
+            # One frame is kept as is: a list per write would be 10k GC-tracked allocations
+            # per broadcast to 10k sockets, and the collections they trigger cost more.
+            self._out = frame
             self._coalescer.mark(self)
-        else:
+        elif isinstance(out, list):
             out.append(frame)
+        else:
+            self._out = [out, frame]
 
     def flush(self) -> None:
         """Send what `write` gathered in this loop iteration as one buffer."""
@@ -443,7 +447,7 @@ class ClientProtocol(asyncio.Protocol):
         transport = self._transport
         if out is None or transport is None or transport.is_closing():
             return
-        transport.write(out[0] if len(out) == 1 else b"".join(out))
+        transport.write(b"".join(out) if isinstance(out, list) else out)
         if self._paused and transport.get_write_buffer_size() > self._limits.max_pending_bytes:
             # Architecture, back-pressure: a client that does not read is dropped with a
             # 4100-range code (it reconnects after a back-off) instead of growing our memory.
