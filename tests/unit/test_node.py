@@ -6,8 +6,6 @@ await `node.drain()` after sending them.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import re
 from typing import Any
@@ -19,33 +17,20 @@ from clarion.core.session import Session
 from clarion.node import NodeSettings
 from clarion.types import AppId, AppKey
 
-from .fakes import FakeConnection, NodeHarness, make_app, send_subscribe
-
-
-def token(socket_id: str, channel: str, channel_data: str | None = None) -> str:
-    to_sign = f"{socket_id}:{channel}" + (f":{channel_data}" if channel_data is not None else "")
-    sig = hmac.new(b"app-secret", to_sign.encode(), hashlib.sha256).hexdigest()
-    return f"app-key:{sig}"
+from .fakes import (
+    FakeConnection,
+    NodeHarness,
+    channel_token,
+    connect,
+    make_app,
+    send,
+    send_subscribe,
+)
 
 
 @pytest.fixture
 def h() -> NodeHarness:
     return NodeHarness(make_app(enable_client_messages=True))
-
-
-def connect(h: NodeHarness, key: str = "app-key") -> tuple[Session, FakeConnection]:
-    conn = FakeConnection()
-    session = h.node.on_open(conn, key, "7", None)
-    assert session is not None
-    conn.clear()
-    return session, conn
-
-
-def send(h: NodeHarness, session: Session, event: str, data: Any = None, **extra: Any) -> None:
-    frame: dict[str, Any] = {"event": event, **extra}
-    if data is not None:
-        frame["data"] = data
-    h.node.on_message(session, json.dumps(frame))
 
 
 async def subscribe(h: NodeHarness, session: Session, channel: str, **kwargs: Any) -> None:
@@ -239,7 +224,7 @@ async def test_subscribe_private_and_encrypted(h: NodeHarness) -> None:
         h,
         session,
         "private-encrypted-vault",
-        auth=token(session.socket_id, "private-encrypted-vault"),
+        auth=channel_token(session.socket_id, "private-encrypted-vault"),
     )
     assert [f["channel"] for f in conn.of("pusher_internal:subscription_succeeded")] == [
         "private-chat",
@@ -267,7 +252,7 @@ async def test_reference_9_5_auth_for_another_socket_is_refused(h: NodeHarness) 
     session, conn = connect(h)
     other, _ = connect(h)
     await subscribe(
-        h, session, "private-my-channel", auth=token(other.socket_id, "private-my-channel")
+        h, session, "private-my-channel", auth=channel_token(other.socket_id, "private-my-channel")
     )
     assert "pusher:subscription_error" in conn.events()
     assert not conn.closed
@@ -422,7 +407,7 @@ async def test_presence_numeric_user_id_is_sent_as_a_string(h: NodeHarness) -> N
         "pusher:subscribe",
         {
             "channel": "presence-room",
-            "auth": token(b.socket_id, "presence-room", channel_data),
+            "auth": channel_token(b.socket_id, "presence-room", channel_data),
             "channel_data": channel_data,
         },
     )
