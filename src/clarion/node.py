@@ -23,6 +23,7 @@ from clarion.core.hub import Hub
 from clarion.core.session import (
     Authorized,
     Liveness,
+    Member,
     Session,
     authorize_client_event,
     authorize_signin,
@@ -292,15 +293,19 @@ class Node:
         if count == 1:
             self._webhook(app, WebhookEvent(hooks.CHANNEL_OCCUPIED, channel))
         if member is not None and first_member:
-            # Reference 2.6 / 6: a user's first socket in the channel; others see it joined.
-            added = codec.member_added_data(member.user_id, member.user_info)
-            self.publish(
-                Envelope(app.id, channel, "pusher_internal:member_added", added, session.socket_id)
-            )
-            self._webhook(app, WebhookEvent(hooks.MEMBER_ADDED, channel, user_id=member.user_id))
+            self._announce_member(session, channel, member)
         if is_cache_channel(channel):
             await self._send_cached(session, channel)
         self._subscription_count_changed(app, channel, count)
+
+    def _announce_member(self, session: Session, channel: str, member: Member) -> None:
+        """Reference 2.6 / 6: a user's first socket in the channel; the others see it join."""
+        app = session.app
+        added = codec.member_added_data(member.user_id, member.user_info)
+        self.publish(
+            Envelope(app.id, channel, "pusher_internal:member_added", added, session.socket_id)
+        )
+        self._webhook(app, WebhookEvent(hooks.MEMBER_ADDED, channel, user_id=member.user_id))
 
     async def _join_presence(self, session: Session, granted: Authorized) -> bool:
         """Add the member within the app's limit; True for the user's first socket (2.6)."""
