@@ -15,7 +15,7 @@ import struct
 import typing
 from collections import deque
 from typing import Any
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import unquote
 
 import httptools
 from wsproto.frame_protocol import CloseReason, FrameProtocol, Opcode, ParseFailed
@@ -120,6 +120,7 @@ class ClientProtocol(asyncio.Protocol):
         "_queue",
         "_request",
         "_transport",
+        "_upgraded",
         "_ws",
         "session",
     )
@@ -145,6 +146,9 @@ class ClientProtocol(asyncio.Protocol):
         self._parser: Any = httptools.HttpRequestParser(self)
         self._request: Request | None = None
         self._queue: deque[Request] | None = None
+        # Set at the upgrade. wsproto's frame layer is made only when a frame needs it (control
+        # frames, fragments, errors, our close): most sockets never do, and it costs ~1 KB each.
+        self._upgraded = False
         self._ws: FrameProtocol | None = None
         self._message: list[str] | None = None
         self._message_size = 0
@@ -167,7 +171,7 @@ class ClientProtocol(asyncio.Protocol):
         self._over_capacity = len(self._connections) > self._limits.max_sockets
 
     def data_received(self, data: bytes) -> None:
-        if self._ws is not None:
+        if self._upgraded:
             self._ws_received(data)
             return
         try:
@@ -284,7 +288,7 @@ class ClientProtocol(asyncio.Protocol):
             return
         self.write(_handshake_response(key))  # leaves in one send with connection_established
         self._parser = None
-        self._ws = FrameProtocol(client=False, extensions=[])
+        self._upgraded = True
         self._open_session(request)
         if rest:
             self._ws_received(rest)
@@ -301,7 +305,7 @@ class ClientProtocol(asyncio.Protocol):
             self.write(encode_text_frame(codec.error(codes.PATH_NOT_FOUND, "Path not found")))
             self.close(codes.PATH_NOT_FOUND, "Path not found")
             return
-        query = dict(parse_qsl(request.query_string, keep_blank_values=True))
+        query = request.query()
         self.session = self._node.on_open(
             self,
             unquote(match["key"]),
@@ -317,6 +321,11 @@ class ClientProtocol(asyncio.Protocol):
             if not data:
                 return
         self._wsproto_received(data)
+
+    def _frames(self) -> FrameProtocol:
+        if self._ws is None:
+            self._ws = FrameProtocol(client=False, extensions=[])
+        return self._ws
 
     def _take_plain_frames(self, data: bytes) -> bytes:
         """Handle whole, unfragmented, masked text frames here (every Pusher client message);
@@ -365,8 +374,7 @@ class ClientProtocol(asyncio.Protocol):
         return buf[pos:]
 
     def _wsproto_received(self, data: bytes) -> None:
-        ws = self._ws
-        assert ws is not None
+        ws = self._frames()
         ws.receive_bytes(data)
         try:
             for frame in ws.received_frames():
@@ -384,7 +392,7 @@ class ClientProtocol(asyncio.Protocol):
             self._on_binary(finished)
         elif opcode is Opcode.PING:
             self._touch()
-            self.write(bytes(self._ws.pong(payload)))  # type: ignore[union-attr]
+            self.write(bytes(self._frames().pong(payload)))
         elif opcode is Opcode.PONG:
             self._touch()
         elif opcode is Opcode.CLOSE:
@@ -461,14 +469,14 @@ class ClientProtocol(asyncio.Protocol):
         if self._closing:  # the flush found a slow consumer and closed it already
             return
         self._closing = True
-        if self._ws is not None:
-            transport.write(bytes(self._ws.close(code, reason[:120])))
+        if self._upgraded:
+            transport.write(bytes(self._frames().close(code, reason[:120])))
         transport.close()
 
     def close_idle_http(self) -> None:
         """At shutdown: a keep-alive HTTP connection with no request in flight just goes.
         Aborted, not closed: a TLS close would wait for an idle client's close_notify."""
-        if self._ws is None and self._queue is None and self._transport is not None:
+        if not self._upgraded and self._queue is None and self._transport is not None:
             self._transport.abort()
 
     def abort(self) -> None:
