@@ -63,7 +63,8 @@ class App:
         return self.max_message_size_kb * 1024
 
     def wants_webhook(self, event_name: str) -> bool:
-        return any(hook.wants(event_name) for hook in self.webhooks)
+        # Asked on every subscribe: most apps have no webhooks, so skip the generator.
+        return bool(self.webhooks) and any(hook.wants(event_name) for hook in self.webhooks)
 
     def origin_allowed(self, origin: str | None) -> bool:
         """Reference 7: an allow-list refuses other origins with 4009; no Origin header is a
