@@ -31,6 +31,10 @@ from clarion.transport.http_api import HttpApi
 
 _APP_PATH = re.compile(r"(?:/[^?]*)?/app/(?P<key>[^/?]+)")
 _LINGER_ZERO = struct.pack("ii", 1, 0)
+_WANTED_HEADERS = {
+    name.encode(): name
+    for name in ("upgrade", "sec-websocket-key", "sec-websocket-version", "origin")
+}
 _HEADER_16 = struct.Struct("!BBH")
 _HEADER_64 = struct.Struct("!BBQ")
 # Frames larger than the app's message limit plus this much envelope are refused unread.
@@ -209,7 +213,10 @@ class ClientProtocol(asyncio.Protocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         assert self._request is not None
-        self._request.headers[name.decode("latin-1").lower()] = value.decode("latin-1")
+        # Only the headers something reads are kept (the upgrade's); an API request needs none.
+        wanted = _WANTED_HEADERS.get(name.lower())
+        if wanted is not None:
+            self._request.headers[wanted] = value.decode("latin-1")
 
     def on_headers_complete(self) -> None:
         assert self._request is not None
