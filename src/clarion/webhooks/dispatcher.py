@@ -132,7 +132,7 @@ class WebhookDispatcher:
             self._log.warning(
                 "webhooks closed: %d event(s) abandoned undelivered", self.stats.abandoned
             )
-        else:
+        elif self.stats.queued:
             self._log.info("webhooks closed: nothing left undelivered")
 
     # ---- hold-back --------------------------------------------------------------------------
