@@ -431,8 +431,8 @@ class Node:
         key = (app.id, channel)
         now = self._clock()
         last = self._count_sent.get(key)
-        throttled = count > SUBSCRIPTION_COUNT_THROTTLE_ABOVE and last is not None
-        if throttled and last is not None and now - last < SUBSCRIPTION_COUNT_INTERVAL_S:
+        busy = count > SUBSCRIPTION_COUNT_THROTTLE_ABOVE
+        if busy and last is not None and now - last < SUBSCRIPTION_COUNT_INTERVAL_S:
             if key not in self._count_due:
                 delay = last + SUBSCRIPTION_COUNT_INTERVAL_S - now
                 loop = asyncio.get_running_loop()
@@ -576,7 +576,7 @@ class Node:
         return (
             app.enable_user_authentication
             and now - session.opened_at >= app.user_authentication_timeout
-            and not session.is_authorized()
+            and not session.authorized
         )
 
     def close_all(self, code: int, reason: str) -> None:

@@ -29,8 +29,9 @@ Adding an implementation (Redis, SQL, ...)
    can run in parallel against one server, and clean-up is "delete everything under the
    namespace". The tests themselves use plain app ids (`app-a`, `app-b`).
 
-4. A server that is not reachable locally may `pytest.skip(...)` inside the factory; the root
-   `tests/conftest.py` turns any skip into a failure when CI=true, so CI must provide it.
+4. Never skip when the server is unreachable: Redis, PostgreSQL and MariaDB run on this machine
+   and in CI, so an unreachable server is a failure to report (the root `tests/conftest.py`
+   also fails any skip when CI=true).
 
 5. Time: the suites never sleep. `env.clock` is a `ManualClock` (monotonic seconds) that only
    moves when a test calls `advance()`. A time-dependent implementation (the cache store) must

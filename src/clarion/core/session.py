@@ -97,9 +97,6 @@ class Session:
             return Liveness.SEND_PING
         return Liveness.ALIVE
 
-    def is_authorized(self) -> bool:
-        return self.authorized
-
 
 @dataclass(frozen=True, slots=True)
 class Member:

@@ -442,7 +442,7 @@ def test_the_rate_limit_is_per_connection() -> None:
     assert authorize_client_event(second, msg, 0.0)
 
 
-# ---- is_authorized (reference 3.2 "authorized connections") -------------------------------
+# ---- authorized (reference 3.2 "authorized connections") -------------------------------
 
 
 def test_a_new_socket_is_not_authorized_whatever_channels_it_names() -> None:
@@ -450,10 +450,10 @@ def test_a_new_socket_is_not_authorized_whatever_channels_it_names() -> None:
     # read off the channel map: a socket that left its private channel stays authorized.
     sess = session()
     sess.channels.update(dict.fromkeys(["my-channel", "cache-x"]))
-    assert sess.is_authorized() is False
+    assert sess.authorized is False
     sess.authorized = True
     sess.channels.clear()
-    assert sess.is_authorized() is True
+    assert sess.authorized is True
 
 
 def test_traffic_does_not_move_the_open_time() -> None:
