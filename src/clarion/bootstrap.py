@@ -9,6 +9,8 @@ import resource
 import signal
 import socket
 import ssl
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from clarion.backends.memory import (
@@ -16,11 +18,20 @@ from clarion.backends.memory import (
     MemoryBroker,
     MemoryCacheStore,
     MemoryChannelStore,
+    MemoryConnectionQuota,
     MemoryPresenceStore,
     MemoryUserStore,
 )
 from clarion.config import ServerSettings, Settings
 from clarion.node import Node, NodeSettings
+from clarion.ports import (
+    Broker,
+    CacheStore,
+    ChannelStore,
+    ConnectionQuota,
+    PresenceStore,
+    UserStore,
+)
 from clarion.protocol.errors import GOING_AWAY
 from clarion.transport.http_api import HttpApi
 from clarion.transport.server import (
@@ -51,16 +62,103 @@ def build_webhooks(server: ServerSettings, logger: logging.Logger) -> WebhookDis
     )
 
 
-def build_node(settings: Settings, logger: logging.Logger, webhooks: WebhookDispatcher) -> Node:
+async def _nothing() -> None:
+    pass
+
+
+@dataclass
+class Backends:
+    """The ports' implementations, picked by settings: memory (embedded) or Redis (cluster)."""
+
+    broker: Broker
+    presence: PresenceStore
+    channels: ChannelStore
+    users: UserStore
+    cache: CacheStore
+    quota: ConnectionQuota
+    # Called once the node exists (cluster changes are announced through it), and at shutdown
+    # after the node has left every channel.
+    bind: Callable[[Node], None] = lambda _node: None
+    close: Callable[[], Awaitable[None]] = _nothing
+
+
+def memory_backends() -> Backends:
     loop = asyncio.get_running_loop()
-    server = settings.server
-    return Node(
-        apps=MemoryAppStore(settings.apps),
+    return Backends(
         broker=MemoryBroker(),
         presence=MemoryPresenceStore(),
         channels=MemoryChannelStore(),
         users=MemoryUserStore(),
         cache=MemoryCacheStore(loop.time),
+        quota=MemoryConnectionQuota(),
+    )
+
+
+async def redis_backends(server: ServerSettings, logger: logging.Logger) -> Backends:
+    """Join the cluster (docs/cluster.md); raises ClusterUnavailable if Redis does not answer."""
+    from clarion.backends.redis.broker import READ_BLOCK_MS, RedisBroker
+    from clarion.backends.redis.client import connect, connect_reader
+    from clarion.backends.redis.cluster import RedisCluster
+    from clarion.backends.redis.stores import (
+        RedisCacheStore,
+        RedisChannelStore,
+        RedisConnectionQuota,
+        RedisPresenceStore,
+        RedisUserStore,
+    )
+
+    log = logger.getChild("cluster")
+    cluster = RedisCluster(
+        connect(server.redis_url, server.redis_timeout_s),
+        server.redis_prefix,
+        server.node_lease_s,
+        log,
+    )
+    presence, users = RedisPresenceStore(cluster), RedisUserStore(cluster)
+    channels, quota = RedisChannelStore(cluster), RedisConnectionQuota(cluster)
+    # Clearing a dead node announces member_removed before channel_vacated (reference 6).
+    for store in (presence, users, channels, quota):
+        cluster.attach(store)
+    await cluster.start()
+    reader = connect_reader(server.redis_url, server.redis_timeout_s, READ_BLOCK_MS / 1000)
+    broker = RedisBroker(cluster, reader, log)
+    try:
+        await broker.start()
+    except BaseException:
+        await cluster.close()
+        await reader.aclose()
+        raise
+
+    async def close() -> None:
+        await cluster.close()
+        await broker.close()
+        await cluster.client.aclose()
+
+    return Backends(
+        broker=broker,
+        presence=presence,
+        channels=channels,
+        users=users,
+        cache=RedisCacheStore(cluster, time.time),  # wall clock: every node agrees on it
+        quota=quota,
+        bind=lambda node: cluster.on_changes(node.apply_cluster_changes),
+        close=close,
+    )
+
+
+def build_node(
+    settings: Settings, logger: logging.Logger, webhooks: WebhookDispatcher, backends: Backends
+) -> Node:
+    loop = asyncio.get_running_loop()
+    server = settings.server
+    node = Node(
+        apps=MemoryAppStore(settings.apps),
+        broker=backends.broker,
+        presence=backends.presence,
+        channels=backends.channels,
+        users=backends.users,
+        cache=backends.cache,
+        quota=backends.quota,
         webhooks=webhooks,
         frame=encode_text_frame,
         clock=loop.time,
@@ -69,6 +167,8 @@ def build_node(settings: Settings, logger: logging.Logger, webhooks: WebhookDisp
         ),
         logger=logger,
     )
+    backends.bind(node)
+    return node
 
 
 class Connections:
@@ -104,6 +204,7 @@ class RunningServer:
     server: asyncio.Server
     settings: Settings
     webhooks: WebhookDispatcher
+    backends: Backends
     sweeper: asyncio.TimerHandle | None = None
     connections: Connections = field(default_factory=Connections)
 
@@ -127,16 +228,25 @@ class RunningServer:
         for protocol in self.connections.snapshot():
             protocol.abort()
         await self.node.drain()
+        await self.backends.close()
         # Vacated/member_removed webhooks of the sockets just closed are released now.
         await self.webhooks.close(self.settings.server.shutdown_timeout)
         await self.server.wait_closed()
 
 
-async def start(settings: Settings, logger: logging.Logger | None = None) -> RunningServer:
+async def start(
+    settings: Settings, logger: logging.Logger | None = None, sock: socket.socket | None = None
+) -> RunningServer:
+    """Build the node and listen: on `sock` when given (a worker of `clarion serve --workers`
+    inherits its parent's listening socket), else on the configured host and port."""
     log = logger or logging.getLogger("clarion")
+    if settings.server.redis_url:
+        backends = await redis_backends(settings.server, log)
+    else:
+        backends = memory_backends()
     webhooks = build_webhooks(settings.server, log)
     await webhooks.start()
-    node = build_node(settings, log, webhooks)
+    node = build_node(settings, log, webhooks, backends)
     api = HttpApi(node)
     server_settings = settings.server
     limits = ServerLimits(
@@ -152,15 +262,22 @@ async def start(settings: Settings, logger: logging.Logger | None = None) -> Run
         assert running is not None
         return ClientProtocol(node, api, limits, log, running.connections, coalescer)
 
-    server = await loop.create_server(
-        make_protocol,
-        host=server_settings.host,
-        port=server_settings.port,
-        ssl=_ssl_context(server_settings),
-        reuse_address=True,
-        backlog=4096,
+    if sock is not None:
+        server = await loop.create_server(
+            make_protocol, sock=sock, ssl=_ssl_context(server_settings), backlog=4096
+        )
+    else:
+        server = await loop.create_server(
+            make_protocol,
+            host=server_settings.host,
+            port=server_settings.port,
+            ssl=_ssl_context(server_settings),
+            reuse_address=True,
+            backlog=4096,
+        )
+    running = RunningServer(
+        node=node, server=server, settings=settings, webhooks=webhooks, backends=backends
     )
-    running = RunningServer(node=node, server=server, settings=settings, webhooks=webhooks)
     _schedule_sweep(running, loop)
     return running
 
@@ -193,9 +310,11 @@ def _ssl_context(server: ServerSettings) -> ssl.SSLContext | None:
     return context
 
 
-async def serve_forever(settings: Settings, logger: logging.Logger, ready: str) -> None:
+async def serve_forever(
+    settings: Settings, logger: logging.Logger, ready: str, sock: socket.socket | None = None
+) -> None:
     """Run until SIGTERM or SIGINT, then shut down gracefully."""
-    running = await start(settings, logger)
+    running = await start(settings, logger, sock)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

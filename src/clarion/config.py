@@ -70,6 +70,22 @@ class ServerSettings:
     # Events waiting for delivery, all endpoints together; past it new ones are dropped,
     # counted and logged.
     webhook_queue_max: int = 10000
+    # Cluster (docs/cluster.md): with a Redis URL, channels, presence, users, cache channels and
+    # webhooks are shared through Redis, so several processes and hosts serve one deployment.
+    # Empty: embedded, everything in this process's memory.
+    redis_url: str = ""
+    # Every Redis key this deployment writes starts with `<redis_prefix>:`, so several
+    # deployments (or test runs) can share one Redis.
+    redis_prefix: str = "clarion"
+    # A node's state in Redis lives on a lease it renews every third of this; a node that stops
+    # renewing (killed, partitioned) has its subscriptions and members removed by the others
+    # within one lease, with member_removed / channel_vacated sent once.
+    node_lease_s: float = 10.0
+    # Longest wait for one Redis command before the node treats Redis as unreachable and
+    # serves from its local state until it reconnects.
+    redis_timeout_s: float = 2.0
+    # Processes serving the one port (`clarion serve --workers N`); more than 1 needs Redis.
+    workers: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -320,6 +336,7 @@ def _check_server(server: ServerSettings) -> None:
     if bool(server.ssl_cert) != bool(server.ssl_key):
         raise ConfigError("ssl_cert and ssl_key must be given together")
     _check_webhook_settings(server)
+    _check_cluster_settings(server)
     if server.log_level.lower() not in ("debug", "info", "warning", "error"):
         raise ConfigError(f"log_level must be debug, info, warning or error: {server.log_level}")
 
@@ -335,6 +352,25 @@ def _check_webhook_settings(server: ServerSettings) -> None:
         "webhook_retry_period_s",
         "webhook_timeout_s",
     ):
+        if getattr(server, name) <= 0:
+            raise ConfigError(f"{name} must be positive")
+
+
+def _check_cluster_settings(server: ServerSettings) -> None:
+    if server.workers < 1:
+        raise ConfigError(f"workers must be 1 or more, got {server.workers}")
+    if server.workers > 1 and not server.redis_url:
+        raise ConfigError(
+            f"workers={server.workers} needs a Redis URL (--redis-url or CLARION_REDIS_URL): "
+            "the processes share channels, presence and counts through Redis"
+        )
+    if server.redis_url and urlsplit(server.redis_url).scheme not in ("redis", "rediss", "unix"):
+        raise ConfigError(
+            f"redis_url must be redis://, rediss:// or unix://, got {server.redis_url!r}"
+        )
+    if not server.redis_prefix or any(c.isspace() for c in server.redis_prefix):
+        raise ConfigError(f"redis_prefix must be non-empty without spaces: {server.redis_prefix!r}")
+    for name in ("node_lease_s", "redis_timeout_s"):
         if getattr(server, name) <= 0:
             raise ConfigError(f"{name} must be positive")
 

@@ -35,8 +35,11 @@ from clarion.ports import (
     Broker,
     CachedEvent,
     CacheStore,
+    ChangeKind,
     ChannelStore,
+    ClusterChange,
     Connection,
+    ConnectionQuota,
     PresenceStore,
     UserStore,
     WebhookSink,
@@ -88,6 +91,7 @@ class Node:
         channels: ChannelStore,
         users: UserStore,
         cache: CacheStore,
+        quota: ConnectionQuota,
         webhooks: WebhookSink,
         frame: Callable[[str], bytes],
         clock: Callable[[], float],
@@ -101,6 +105,7 @@ class Node:
         self._channels = channels
         self._users = users
         self._cache = cache
+        self._quota = quota
         self._webhooks = webhooks
         self._frame = frame
         self._clock = clock
@@ -132,9 +137,41 @@ class Node:
             return None
         session = Session(app, self._new_socket_id(), conn, self._clock())
         self.hub.add(session)
-        text = codec.connection_established(session.socket_id, self.settings.activity_timeout)
-        conn.write(self._frame(text))
+        if app.max_connections:
+            # The quota may be cluster-wide (a store round trip): the client's messages wait
+            # in the inbox until the socket is admitted or refused.
+            session.inbox = deque()
+            self._run_eagerly(self._admit_counted(session))
+        else:
+            self._established(session)
         return session
+
+    def _established(self, session: Session) -> None:
+        text = codec.connection_established(session.socket_id, self.settings.activity_timeout)
+        session.conn.write(self._frame(text))
+
+    async def _admit_counted(self, session: Session) -> None:
+        """Reference 1.6: 4004 when the app is over its connection quota, cluster-wide."""
+        app = session.app
+        try:
+            session.counted = await self._quota.acquire(app.id, app.max_connections)
+        except Exception:
+            session.inbox = None
+            raise
+        inbox = session.inbox
+        assert inbox is not None
+        if not session.closed:
+            if session.counted:
+                self._established(session)
+            else:
+                refused = ConnectionRefused(
+                    codes.OVER_QUOTA, "Application is over its connection quota"
+                )
+                self.report(session, refused)
+        if not inbox:
+            session.inbox = None
+            return
+        await self._run_serial(session, inbox.popleft())
 
     def _admit(self, app_key: str, protocol: str | None, origin: str | None) -> App:
         _check_protocol(protocol)
@@ -145,9 +182,6 @@ class Node:
             raise ConnectionRefused(codes.APP_DISABLED, "Application is disabled")
         if not app.origin_allowed(origin):
             raise ConnectionRefused(codes.UNAUTHORIZED, f"Origin {origin} is not allowed")
-        limit = app.max_connections
-        if limit and self.hub.connection_count(app.id) >= limit:
-            raise ConnectionRefused(codes.OVER_QUOTA, "Application is over its connection quota")
         return app
 
     def _new_socket_id(self) -> SocketId:
@@ -178,7 +212,7 @@ class Node:
         self.hub.remove(session)
         if session.inbox is not None:
             session.inbox.append(None)
-        elif session.channels or session.user_id is not None:
+        elif session.channels or session.user_id is not None or session.counted:
             self._start_serial(session, None)
 
     def report(self, session: Session, error: PusherError) -> None:
@@ -250,7 +284,9 @@ class Node:
                 item = inbox.popleft()
         finally:
             session.inbox = None
-            if session.closed and (session.channels or session.user_id is not None):
+            if session.closed and (
+                session.channels or session.user_id is not None or session.counted
+            ):
                 await self._leave_all(session)
 
     async def _handle_stored(self, session: Session, msg: ClientMessage) -> None:
@@ -373,6 +409,9 @@ class Node:
         for channel in list(session.channels):
             await self._unsubscribe(session, channel)
         await self._sign_out(session)
+        if session.counted:
+            session.counted = False
+            await self._quota.release(session.app.id)
 
     # ---- users (reference 3.2-3.4) ----------------------------------------------------
 
@@ -470,6 +509,38 @@ class Node:
     def _webhook(self, app: App, event: WebhookEvent) -> None:
         if app.webhooks:
             self._webhooks.emit(app, event)
+
+    # ---- transitions no local socket caused (ports.ClusterChange) ----------------------
+
+    def apply_cluster_changes(self, changes: Iterable[ClusterChange]) -> None:
+        """Announce what the stores observed on their own: a dead node's members and
+        subscriptions expiring, or this node's state returning after its lease was lost. The
+        events and webhooks are the ones a socket leaving or joining would cause (2.6, 6)."""
+        for change in changes:
+            app = self.apps.by_id(change.app_id)
+            if app is not None:
+                self._apply_cluster_change(app, change)
+
+    def _apply_cluster_change(self, app: App, change: ClusterChange) -> None:
+        kind, channel = change.kind, change.channel
+        if kind is ChangeKind.MEMBER_REMOVED:
+            data = codec.member_removed_data(change.user_id)
+            self.publish(Envelope(app.id, channel, "pusher_internal:member_removed", data))
+            self._webhook(app, WebhookEvent(hooks.MEMBER_REMOVED, channel, user_id=change.user_id))
+        elif kind is ChangeKind.MEMBER_ADDED:
+            data = codec.member_added_data(change.user_id, change.user_info)
+            self.publish(Envelope(app.id, channel, "pusher_internal:member_added", data))
+            self._webhook(app, WebhookEvent(hooks.MEMBER_ADDED, channel, user_id=change.user_id))
+        elif kind is ChangeKind.CHANNEL_COUNT:
+            if change.before == 0 and change.count > 0:
+                self._webhook(app, WebhookEvent(hooks.CHANNEL_OCCUPIED, channel))
+            elif change.before > 0 and change.count == 0:
+                self._webhook(app, WebhookEvent(hooks.CHANNEL_VACATED, channel))
+            self._subscription_count_changed(app, channel, change.count)
+        elif kind is ChangeKind.USER_ONLINE:
+            self._publish_presence_of(app, change.user_id, "online")
+        else:
+            self._publish_presence_of(app, change.user_id, "offline")
 
     # ---- the fan-out path -------------------------------------------------------------
 

@@ -6,6 +6,7 @@ are the embedded default and what unit tests use.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -75,6 +76,41 @@ class ChannelStore(Protocol):
     async def occupied(self, app_id: AppId, prefix: str) -> dict[str, int]:
         """Every channel with at least one subscriber whose name starts with `prefix`."""
         ...
+
+
+class ConnectionQuota(Protocol):
+    """Open connections per app, counted across the cluster for `max_connections`.
+
+    `acquire` admits one more connection unless the app already holds `limit`; every admitted
+    connection is given back with `release` when it closes.
+    """
+
+    async def acquire(self, app_id: AppId, limit: int) -> bool: ...
+
+    async def release(self, app_id: AppId) -> None: ...
+
+
+class ChangeKind(enum.Enum):
+    MEMBER_ADDED = "member_added"
+    MEMBER_REMOVED = "member_removed"
+    CHANNEL_COUNT = "channel_count"
+    USER_ONLINE = "user_online"
+    USER_OFFLINE = "user_offline"
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterChange:
+    """A transition a store observed that no local socket caused: a dead node's members and
+    subscriptions expired, or this node's state came back after it had been expired. The node
+    announces it (events, webhooks) exactly as if a local socket had caused it."""
+
+    kind: ChangeKind
+    app_id: AppId
+    channel: str = ""
+    user_id: str = ""
+    user_info: Any = None
+    count: int = 0  # CHANNEL_COUNT: subscribers after the change
+    before: int = 0  # CHANNEL_COUNT: subscribers before it
 
 
 class AppStore(Protocol):

@@ -48,6 +48,7 @@ Adding an implementation (Redis, SQL, ...)
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -63,6 +64,15 @@ from clarion.backends.memory import (
     MemoryChannelStore,
     MemoryPresenceStore,
     MemoryUserStore,
+)
+from clarion.backends.redis.broker import RedisBroker
+from clarion.backends.redis.client import connect, connect_reader
+from clarion.backends.redis.cluster import RedisCluster
+from clarion.backends.redis.stores import (
+    RedisCacheStore,
+    RedisChannelStore,
+    RedisPresenceStore,
+    RedisUserStore,
 )
 from clarion.core.apps import App
 from clarion.ports import AppStore, Broker, CacheStore, ChannelStore, PresenceStore, UserStore
@@ -145,11 +155,89 @@ async def memory_app_store(env: Env, apps: Sequence[App]) -> AsyncIterator[AppSt
     yield MemoryAppStore(apps)
 
 
-BROKERS: dict[str, Factory[BrokerUnderTest]] = {"memory": memory_broker}
-PRESENCE_STORES: dict[str, Factory[PresenceStore]] = {"memory": memory_presence_store}
-CHANNEL_STORES: dict[str, Factory[ChannelStore]] = {"memory": memory_channel_store}
-USER_STORES: dict[str, Factory[UserStore]] = {"memory": memory_user_store}
-CACHE_STORES: dict[str, Factory[CacheStore]] = {"memory": memory_cache_store}
+# ---- Redis (the cluster backends) -----------------------------------------------------------
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+async def delete_namespace(namespace: str) -> None:
+    client = connect(REDIS_URL, 5.0)
+    try:
+        keys = [k async for k in client.scan_iter(match=namespace + "*", count=1000)]
+        if keys:
+            await client.unlink(*keys)
+    finally:
+        await client.aclose()
+
+
+@asynccontextmanager
+async def redis_cluster(env: Env) -> AsyncIterator[RedisCluster]:
+    """A started cluster membership under the test's namespace; fails if Redis is away."""
+    cluster = RedisCluster(
+        connect(REDIS_URL, 5.0), env.namespace.rstrip(":"), 30.0, logging.getLogger("test")
+    )
+    await cluster.start()
+    try:
+        yield cluster
+    finally:
+        await cluster.close()
+        await cluster.client.aclose()
+        await delete_namespace(env.namespace)
+
+
+@asynccontextmanager
+async def redis_broker(env: Env) -> AsyncIterator[BrokerUnderTest]:
+    async with redis_cluster(env) as cluster:
+        broker = RedisBroker(cluster, connect_reader(REDIS_URL, 5.0, 5.0), logging.getLogger("t"))
+        await broker.start()
+        try:
+            # Local envelopes are delivered inside `publish`: nothing is ever in flight here.
+            yield BrokerUnderTest(broker)
+        finally:
+            await broker.close()
+
+
+@asynccontextmanager
+async def redis_presence_store(env: Env) -> AsyncIterator[PresenceStore]:
+    async with redis_cluster(env) as cluster:
+        yield RedisPresenceStore(cluster)
+
+
+@asynccontextmanager
+async def redis_channel_store(env: Env) -> AsyncIterator[ChannelStore]:
+    async with redis_cluster(env) as cluster:
+        yield RedisChannelStore(cluster)
+
+
+@asynccontextmanager
+async def redis_user_store(env: Env) -> AsyncIterator[UserStore]:
+    async with redis_cluster(env) as cluster:
+        yield RedisUserStore(cluster)
+
+
+@asynccontextmanager
+async def redis_cache_store(env: Env) -> AsyncIterator[CacheStore]:
+    async with redis_cluster(env) as cluster:
+        yield RedisCacheStore(cluster, env.clock)
+
+
+BROKERS: dict[str, Factory[BrokerUnderTest]] = {"memory": memory_broker, "redis": redis_broker}
+PRESENCE_STORES: dict[str, Factory[PresenceStore]] = {
+    "memory": memory_presence_store,
+    "redis": redis_presence_store,
+}
+CHANNEL_STORES: dict[str, Factory[ChannelStore]] = {
+    "memory": memory_channel_store,
+    "redis": redis_channel_store,
+}
+USER_STORES: dict[str, Factory[UserStore]] = {
+    "memory": memory_user_store,
+    "redis": redis_user_store,
+}
+CACHE_STORES: dict[str, Factory[CacheStore]] = {
+    "memory": memory_cache_store,
+    "redis": redis_cache_store,
+}
 APP_STORES: dict[str, AppStoreFactory] = {"memory": memory_app_store}
 
 

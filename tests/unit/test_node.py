@@ -123,18 +123,29 @@ def test_connection_quota_refuses_with_4004() -> None:
     connect(h)
     connect(h)
     conn = FakeConnection()
-    assert h.node.on_open(conn, "app-key", "7", None) is None
+    # The quota may live in Redis, so the socket exists while the question is asked; a
+    # refused one is closed and never told it is established (reference 1.6).
+    refused = h.node.on_open(conn, "app-key", "7", None)
+    assert refused is not None
     assert conn.only("pusher:error")["data"]["code"] == 4004
     assert conn.closes[0][0] == 4004
+    assert "pusher:connection_established" not in conn.events()
+    h.node.on_close(refused)  # what the transport does once the socket is gone
     assert h.node.hub.connection_count(AppId("app-id")) == 2
 
 
 async def test_quota_frees_up_when_a_socket_closes() -> None:
     h = NodeHarness(make_app(max_connections=1))
     session, _ = connect(h)
+    refused = FakeConnection()
+    h.node.on_open(refused, "app-key", "7", None)
+    assert [code for code, _ in refused.closes] == [4004]
     h.node.on_close(session)
     await h.node.drain()
-    assert h.node.on_open(FakeConnection(), "app-key", "7", None) is not None
+    admitted = FakeConnection()
+    h.node.on_open(admitted, "app-key", "7", None)
+    assert "pusher:connection_established" in admitted.events()
+    assert admitted.closes == []
 
 
 # ---- simple messages ---------------------------------------------------------------------

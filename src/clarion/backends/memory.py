@@ -144,6 +144,27 @@ class MemoryCacheStore:
             del self._events[key]
 
 
+class MemoryConnectionQuota:
+    """Connections per app in this process: exact when the process is the whole deployment."""
+
+    def __init__(self) -> None:
+        self._open: dict[AppId, int] = {}
+
+    async def acquire(self, app_id: AppId, limit: int) -> bool:
+        held = self._open.get(app_id, 0)
+        if held >= limit:
+            return False
+        self._open[app_id] = held + 1
+        return True
+
+    async def release(self, app_id: AppId) -> None:
+        held = self._open.get(app_id, 0) - 1
+        if held > 0:
+            self._open[app_id] = held
+        else:
+            self._open.pop(app_id, None)
+
+
 class MemoryAppStore:
     """Apps from configuration (file, environment, flags), indexed by key and id."""
 

@@ -57,6 +57,7 @@ class Session:
         "client_events",
         "closed",
         "conn",
+        "counted",
         "inbox",
         "last_seen",
         "opened_at",
@@ -80,6 +81,8 @@ class Session:
         self.ping_sent_at: float | None = None
         self.inbox: deque[ClientMessage | None] | None = None
         self.closed = False
+        # Holds one of the app's `max_connections` places, given back when it closes.
+        self.counted = False
         self.user_id: str | None = None
         self.user_info: Any = None
         self.watchlist: tuple[str, ...] = ()

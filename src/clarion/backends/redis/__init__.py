@@ -1,0 +1,1 @@
+"""Redis adapters: the cluster implementations of the ports (docs/cluster.md)."""
