@@ -12,6 +12,7 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit, urlunsplit
 
 from clarion.backends.memory import (
     MemoryAppStore,
@@ -22,6 +23,7 @@ from clarion.backends.memory import (
     MemoryPresenceStore,
     MemoryUserStore,
 )
+from clarion.backends.redis.cluster import ClusterUnavailable
 from clarion.config import ServerSettings, Settings
 from clarion.node import Node, NodeSettings
 from clarion.ports import (
@@ -119,7 +121,11 @@ async def redis_backends(server: ServerSettings, logger: logging.Logger) -> Back
     # Clearing a dead node announces member_removed before channel_vacated (reference 6).
     for store in (presence, users, channels, quota):
         cluster.attach(store)
-    await cluster.start()
+    try:
+        await cluster.start()
+    except ClusterUnavailable as error:
+        where = _without_password(server.redis_url)
+        raise ClusterUnavailable(f"{error} (redis_url {where}); is Redis running?") from None
     reader = connect_reader(server.redis_url, server.redis_timeout_s, READ_BLOCK_MS / 1000)
     broker = RedisBroker(cluster, reader, log)
     try:
@@ -144,6 +150,14 @@ async def redis_backends(server: ServerSettings, logger: logging.Logger) -> Back
         bind=lambda node: cluster.on_changes(node.apply_cluster_changes),
         close=close,
     )
+
+
+def _without_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def build_node(
@@ -314,7 +328,12 @@ async def serve_forever(
     settings: Settings, logger: logging.Logger, ready: str, sock: socket.socket | None = None
 ) -> None:
     """Run until SIGTERM or SIGINT, then shut down gracefully."""
-    running = await start(settings, logger, sock)
+    try:
+        running = await start(settings, logger, sock)
+    except ClusterUnavailable as error:
+        # Starting without the shared state would split the deployment: refuse instead.
+        logger.error("%s", error)
+        raise SystemExit(1) from None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
