@@ -7,6 +7,10 @@ endpoint's FIFO -> batched, signed POSTs with retries (endpoint.py, sender.py).
 Memory is bounded by `queue_max` events queued or in flight plus as many held back; what does
 not fit is dropped, counted and logged. Before `start()` events are kept (within the same bound)
 and replayed when it runs; after `close()` began they are dropped and counted.
+
+`submit` is `emit` for a caller that keeps a durable copy of each event (the Redis queue,
+redis_queue.py): it is told, once per event, when the event needs nothing more (tracker.py), and
+`close(hand_back=True)` leaves what is unsettled to it instead of flushing the hold-back.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from clarion.webhooks.endpoint import Endpoint
 from clarion.webhooks.holdback import HELD, Holdback, Release, wanted
 from clarion.webhooks.settings import DispatcherSettings, DispatcherStats
 from clarion.webhooks.throttle import LogThrottle
+from clarion.webhooks.tracker import Tracker
 
 __all__ = ["DispatcherSettings", "DispatcherStats", "WebhookDispatcher"]
 
@@ -46,19 +51,26 @@ class WebhookDispatcher:
         *,
         logger: logging.Logger,
         wall_clock: Callable[[], float] = time.time,
+        stats: DispatcherStats | None = None,
     ) -> None:
         self.settings = settings
-        self.stats = DispatcherStats()
+        # Given, it is shared: the Redis queue keeps one set of counters over its dispatchers.
+        self.stats = DispatcherStats() if stats is None else stats
         self._log = logger
         self._wall_clock = wall_clock
         self._state = _State.NEW
-        self._holdback = Holdback(settings.holdback_s)
+        self._tracker = Tracker()
+        self._holdback = Holdback(settings.holdback_s, on_drop=self._tracker.settle)
         self._early: list[Release] = []
         self._endpoints: dict[tuple[AppId, str], Endpoint] = {}
         self._closing = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._session: aiohttp.ClientSession | None = None
-        self._timer: asyncio.TimerHandle | None = None
+        # The hold-back timer, and the deadline it was set for: kept here, since uvloop answers
+        # a `call_at` less than half a millisecond ahead with a plain Handle, which has no
+        # `when()` (two held events a few microseconds apart, as in a burst from Redis).
+        self._timer: asyncio.Handle | None = None
+        self._timer_at = 0.0
         self._overflow_log = LogThrottle()
         self._closed_log = LogThrottle()
 
@@ -73,6 +85,21 @@ class WebhookDispatcher:
             self._keep_early(app, event)
         else:
             self._offer(app, event)
+
+    def submit(self, app: App, event: WebhookEvent, done: Callable[[], None]) -> None:
+        """`emit`, plus `done()` once the event needs nothing more: every endpoint that wants it
+        delivered it or gave up after `retry_period_s`, the hold-back rules discarded it, no
+        endpoint wants it, or there was no room for it. `done` is never called for an event
+        emitted after `close()` began or still unsettled when `close()` returns: the caller
+        keeps those."""
+        if not wanted(app, event.name):
+            done()
+        elif self._state is _State.CLOSING:
+            self._drop_closed(app, event)
+        elif self._loop is None:
+            self._keep_early(app, self._tracker.track(event, done))
+        else:
+            self._offer(app, self._tracker.track(event, done))
 
     # ---- life cycle -----------------------------------------------------------------------
 
@@ -91,26 +118,33 @@ class WebhookDispatcher:
             self._offer(app, event)
 
     # `timeout` is a grace period for the deliveries still queued, not a deadline for this call.
-    async def close(self, timeout: float) -> None:  # noqa: ASYNC109
+    async def close(self, timeout: float, *, hand_back: bool = False) -> None:  # noqa: ASYNC109
         """Release the hold-back, deliver what is queued within `timeout` seconds, then give up
-        on the rest (counted in `stats.abandoned` and logged) and stop. Idempotent."""
+        on the rest (counted in `stats.abandoned` and logged) and stop. Idempotent.
+
+        `hand_back`: the caller keeps a copy of every submitted event and gives what is not
+        settled to another node (the next Redis webhook leader), so held events stay held
+        rather than being sent early, and nothing is counted as abandoned."""
         if self._state is _State.CLOSING:
             return
         self._state = _State.CLOSING
         if self._loop is not None:
-            self._release_all()
+            self._release_all(hand_back)
             await self._drain(timeout)
-        self._abandon()
+        self._abandon(hand_back)
         if self._session is not None:
             await self._session.close()
 
-    def _release_all(self) -> None:
+    def _release_all(self, hand_back: bool) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        for app, event in self._holdback.flush_all():
-            self._fan_out(app, event)
-        self.stats.held = 0
+        # Handing back, a held channel_vacated must not go out early: its channel_occupied may
+        # yet come from another node (the clients of a node shutting down reconnect elsewhere).
+        if not hand_back:
+            for app, event in self._holdback.flush_all():
+                self._fan_out(app, event)
+            self.stats.held = 0
         self._closing.set()
         for endpoint in self._endpoints.values():
             endpoint.wake()
@@ -124,10 +158,20 @@ class WebhookDispatcher:
             task.cancel()
         await asyncio.gather(*late, return_exceptions=True)
 
-    def _abandon(self) -> None:
-        self.stats.abandoned = self.stats.pending
-        self.stats.pending = 0
+    def _abandon(self, hand_back: bool) -> None:
+        self._tracker.forget()
         self._early.clear()
+        if hand_back:
+            if self.stats.pending or self.stats.held:
+                self._log.info(
+                    "webhooks handed back: %d queued and %d held event(s) left undelivered",
+                    self.stats.pending,
+                    self.stats.held,
+                )
+            self.stats.pending = self.stats.held = 0
+            return
+        self.stats.abandoned += self.stats.pending
+        self.stats.pending = 0
         if self.stats.abandoned:
             self._log.warning(
                 "webhooks closed: %d event(s) abandoned undelivered", self.stats.abandoned
@@ -141,6 +185,7 @@ class WebhookDispatcher:
         assert self._loop is not None
         if event.name in HELD and len(self._holdback) >= self.settings.queue_max:
             self._drop_overflow(app, event)
+            self._tracker.settle(event)
             return
         released = self._holdback.offer(app, event, self._loop.time())
         self._release(released)
@@ -154,17 +199,18 @@ class WebhookDispatcher:
     def _arm_timer(self) -> None:
         assert self._loop is not None
         deadline = self._holdback.next_deadline()
-        if deadline is None or (self._timer is not None and self._timer.when() <= deadline):
+        if deadline is None or (self._timer is not None and self._timer_at <= deadline):
             return
         if self._timer is not None:
             self._timer.cancel()
         self._timer = self._loop.call_at(deadline, self._on_timer)
+        self._timer_at = deadline
 
     def _on_timer(self) -> None:
         assert self._loop is not None
         assert self._timer is not None
         # asyncio may run a timer up to one clock tick early; the deadline itself has come.
-        now = max(self._loop.time(), self._timer.when())
+        now = max(self._loop.time(), self._timer_at)
         self._timer = None
         self._release(self._holdback.due(now))
 
@@ -177,6 +223,9 @@ class WebhookDispatcher:
             if hook.url not in urls and hook.wants(event.name):
                 urls.add(hook.url)
                 self._enqueue(app, hook.url, event)
+        # Let go of the dispatcher's own reference: the endpoints' copies now hold the event, or
+        # none wants it (a channel_occupied offered only to cancel a vacated) and it is settled.
+        self._tracker.settle(event)
 
     def _enqueue(self, app: App, url: str, event: WebhookEvent) -> None:
         if self.stats.pending >= self.settings.queue_max:
@@ -184,6 +233,7 @@ class WebhookDispatcher:
             return
         self.stats.queued += 1
         self.stats.pending += 1
+        self._tracker.add_copy(event)
         self._endpoint(app, url).push(app, event)
 
     def _endpoint(self, app: App, url: str) -> Endpoint:
@@ -199,12 +249,14 @@ class WebhookDispatcher:
                 logger=self._log,
                 wall_clock=self._wall_clock,
                 closing=self._closing,
+                settled=self._tracker.settle_all,
             )
         return endpoint
 
     def _keep_early(self, app: App, event: WebhookEvent) -> None:
         if self.stats.pending >= self.settings.queue_max:
             self._drop_overflow(app, event)
+            self._tracker.settle(event)
             return
         self._early.append((app, event))
         self.stats.pending += 1

@@ -3,6 +3,9 @@
 One task per endpoint means one request in flight per endpoint, so a receiver sees events in the
 order they were emitted, retries included: a failing batch holds back the ones behind it rather
 than letting them overtake it. The task exists only while there is something to send.
+
+Each batch, once delivered or given up on, is passed to `settled`: the dispatcher's
+acknowledgements (tracker.py) hang off it.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ class Endpoint:
         logger: logging.Logger,
         wall_clock: Callable[[], float],
         closing: asyncio.Event,
+        settled: Callable[[list[WebhookEvent]], None],
     ) -> None:
         self.app = app
         self.url = url
@@ -43,6 +47,7 @@ class Endpoint:
         self._wall_clock = wall_clock
         # Set once the dispatcher is closing: stop gathering, cut the current back-off short.
         self._closing = closing
+        self._settled = settled
         self._queue: deque[WebhookEvent] = deque()
         self._more = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
@@ -122,6 +127,7 @@ class Endpoint:
         self._log.debug(
             "webhook to %s (app %s): %d event(s) delivered", self.url, self.app.id, len(batch)
         )
+        self._settled(batch)
 
     def _failed(self, batch: list[WebhookEvent], reason: str, retry_in: float) -> None:
         # Back-off spaces these out: at most one line per try, the first after `retry_initial_s`.
@@ -148,3 +154,4 @@ class Endpoint:
             elapsed,
             reason,
         )
+        self._settled(batch)

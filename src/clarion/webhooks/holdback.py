@@ -14,11 +14,16 @@ Held events are released in the order they were offered (one `holdback_s` for al
 moves forward, so release order is emission order). An event offered after a held one is due
 is returned behind it, so a late timer never reorders them.
 
+Every event the rules discard (both of a cancelled pair, a second held event for a key already
+held, a duplicate cache_miss) is passed to `on_drop`, if given: a caller that must account for
+each event it offered (the Redis queue acknowledges each one) learns its fate there.
+
 Pure: no clock, no I/O. Times are floats from one monotonic clock, passed in by the caller.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from clarion.core.apps import App
@@ -69,8 +74,11 @@ def _key(app: App, event: WebhookEvent) -> _Key:
 class Holdback:
     """Holds, cancels and de-duplicates webhook events by the rules at the top of this module."""
 
-    def __init__(self, holdback_s: float) -> None:
+    def __init__(
+        self, holdback_s: float, on_drop: Callable[[WebhookEvent], None] | None = None
+    ) -> None:
         self._holdback_s = holdback_s
+        self._on_drop = on_drop
         # Insertion order is deadline order: every deadline is `now + holdback_s`.
         self._held: dict[_Key, _Held] = {}
         # (app id, channel) -> when its last cache_miss was accepted; oldest first.
@@ -115,14 +123,30 @@ class Holdback:
     def _admit(self, app: App, event: WebhookEvent, now: float) -> bool:
         if event.name in HELD:
             # A second vacated for a channel already held says nothing new: keep the first.
-            self._held.setdefault(_key(app, event), _Held(now + self._holdback_s, app, event))
+            held = self._held.setdefault(
+                _key(app, event), _Held(now + self._holdback_s, app, event)
+            )
+            if held.event is not event:
+                self._drop(event)
             return False
         if event.name in CANCELS:
             # Rule 1: the pair is dropped together; with nothing held the event goes out.
-            return self._held.pop(_key(app, event), None) is None
+            cancelled = self._held.pop(_key(app, event), None)
+            if cancelled is None:
+                return True
+            self._drop(cancelled.event)
+            self._drop(event)
+            return False
         if event.name == CACHE_MISS:
-            return self._first_miss(app, event, now)
+            if self._first_miss(app, event, now):
+                return True
+            self._drop(event)
+            return False
         return True
+
+    def _drop(self, event: WebhookEvent) -> None:
+        if self._on_drop is not None:
+            self._on_drop(event)
 
     def _first_miss(self, app: App, event: WebhookEvent, now: float) -> bool:
         key = (app.id, event.channel)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,3 +53,36 @@ class DispatcherStats:
     pending: int = 0
     # In the hold-back now.
     held: int = 0
+
+
+@dataclass(slots=True)
+class QueueStats:
+    """The Redis webhook queue's counters (redis_queue.py), in events unless named otherwise;
+    `buffered` and `leader` are current levels."""
+
+    # Emitting side, every node: waiting in this node's buffer for Redis.
+    buffered: int = 0
+    # Appended to the Redis queue.
+    pushed: int = 0
+    # Tries to append that failed (Redis unreachable or slow); the events stayed buffered.
+    push_failures: int = 0
+    # The buffer was full (`queue_max`, Redis unreachable for long).
+    dropped_overflow: int = 0
+    # Redis already held `backlog_max` events waiting for a leader.
+    dropped_backlog: int = 0
+    # Emitted after `close()` began.
+    dropped_closed: int = 0
+    # Still buffered when `close()` ran out of time (Redis unreachable).
+    abandoned: int = 0
+    # Delivering side: whether this node is the webhook leader now, and how often it became one.
+    leader: bool = False
+    terms: int = 0
+    # Entries a previous leader left in flight, put back in the queue when this node took over.
+    recovered: int = 0
+    # Entries taken from the queue, and removed from flight once settled.
+    taken: int = 0
+    acked: int = 0
+    # Entries dropped unread: not a webhook record, or for an app the app store does not know.
+    unreadable: int = 0
+    # What this node's dispatchers did with the events they delivered, over all its terms.
+    delivery: DispatcherStats = field(default_factory=DispatcherStats)

@@ -4,7 +4,7 @@ Delivery itself is tested against a real HTTP receiver in tests/integration."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -126,3 +126,107 @@ async def test_close_is_idempotent(log: tuple[logging.Logger, Records]) -> None:
     # Nothing was ever queued (an app without webhooks): nothing worth an INFO line either.
     assert log[1].at(logging.INFO) == []
     assert dispatcher.stats.abandoned == 0
+
+
+# ---- submit: told once when each event needs nothing more -----------------------------------
+
+
+class Acks:
+    def __init__(self) -> None:
+        self.done: list[str] = []
+
+    def __call__(self, label: str) -> Callable[[], None]:
+        return lambda: self.done.append(label)
+
+
+async def test_submit_of_an_event_no_endpoint_wants_is_done_at_once(
+    log: tuple[logging.Logger, Records],
+) -> None:
+    dispatcher = WebhookDispatcher(DispatcherSettings(), logger=log[0])
+    acks = Acks()
+    dispatcher.submit(app(CHANNEL_OCCUPIED), WebhookEvent(CLIENT_EVENT, "c"), acks("before"))
+    await dispatcher.start()
+    dispatcher.submit(app(CHANNEL_OCCUPIED), WebhookEvent(CLIENT_EVENT, "c"), acks("after"))
+    assert acks.done == ["before", "after"]
+    await dispatcher.close(1.0)
+
+
+async def test_submit_of_a_cancelled_pair_is_done_for_both_without_sending(
+    log: tuple[logging.Logger, Records],
+) -> None:
+    dispatcher = WebhookDispatcher(DispatcherSettings(), logger=log[0])
+    await dispatcher.start()
+    acks = Acks()
+    hooked = app(CHANNEL_VACATED)
+    dispatcher.submit(hooked, WebhookEvent(CHANNEL_VACATED, "a"), acks("vacated"))
+    assert acks.done == []
+    # The endpoint wants no channel_occupied: it is offered only to cancel.
+    dispatcher.submit(hooked, WebhookEvent(CHANNEL_OCCUPIED, "a"), acks("occupied"))
+    assert acks.done == ["vacated", "occupied"]
+    # With nothing held it passes, to no endpoint: done too.
+    dispatcher.submit(hooked, WebhookEvent(CHANNEL_OCCUPIED, "b"), acks("alone"))
+    assert acks.done == ["vacated", "occupied", "alone"]
+    assert dispatcher.stats.queued == 0
+    await dispatcher.close(1.0)
+
+
+async def test_submit_of_one_object_twice_is_two_events(
+    log: tuple[logging.Logger, Records],
+) -> None:
+    dispatcher = WebhookDispatcher(DispatcherSettings(), logger=log[0])
+    await dispatcher.start()
+    acks = Acks()
+    hooked = app(CHANNEL_VACATED)
+    vacated = WebhookEvent(CHANNEL_VACATED, "a")
+    dispatcher.submit(hooked, vacated, acks("first"))
+    dispatcher.submit(hooked, vacated, acks("second"))  # the rules keep the first held
+    assert acks.done == ["second"]
+    dispatcher.submit(hooked, WebhookEvent(CHANNEL_OCCUPIED, "a"), acks("occupied"))
+    assert acks.done == ["second", "first", "occupied"]
+    await dispatcher.close(1.0)
+
+
+async def test_close_handing_back_keeps_held_events_unsent_and_not_done(
+    log: tuple[logging.Logger, Records],
+) -> None:
+    dispatcher = WebhookDispatcher(DispatcherSettings(), logger=log[0])
+    await dispatcher.start()
+    acks = Acks()
+    dispatcher.submit(app(CHANNEL_VACATED), WebhookEvent(CHANNEL_VACATED, "a"), acks("held"))
+    assert dispatcher.stats.held == 1
+    await dispatcher.close(1.0, hand_back=True)
+    assert acks.done == []
+    assert dispatcher.stats.queued == 0
+    assert (dispatcher.stats.held, dispatcher.stats.abandoned) == (0, 0)
+    assert log[1].at(logging.WARNING) == []
+    assert "0 queued and 1 held event(s) left undelivered" in log[1].at(logging.INFO)[-1]
+    # After close: dropped as with emit, and never done (the caller keeps it).
+    dispatcher.submit(app(), WebhookEvent(CLIENT_EVENT, "c"), acks("late"))
+    assert acks.done == []
+    assert dispatcher.stats.dropped_closed == 1
+
+
+async def test_submitted_events_abandoned_at_close_are_not_done(
+    log: tuple[logging.Logger, Records],
+) -> None:
+    dispatcher = WebhookDispatcher(DispatcherSettings(queue_max=1), logger=log[0])
+    acks = Acks()
+    dispatcher.submit(app(), WebhookEvent(CLIENT_EVENT, "kept"), acks("kept"))
+    # No room: dropped and counted, and done, since nothing more will come of it.
+    dispatcher.submit(app(), WebhookEvent(CLIENT_EVENT, "full"), acks("full"))
+    assert acks.done == ["full"]
+    await dispatcher.close(1.0)
+    assert acks.done == ["full"]
+    assert dispatcher.stats.abandoned == 1
+
+
+async def test_given_stats_are_shared_and_abandoned_adds_up(
+    log: tuple[logging.Logger, Records],
+) -> None:
+    stats = DispatcherStats()
+    for _ in range(2):
+        dispatcher = WebhookDispatcher(DispatcherSettings(), logger=log[0], stats=stats)
+        dispatcher.emit(app(), WebhookEvent(CLIENT_EVENT, "c"))
+        await dispatcher.close(1.0)
+    assert dispatcher.stats is stats
+    assert stats.abandoned == 2

@@ -161,3 +161,51 @@ def test_wanted_includes_the_cancelling_event_of_a_wanted_held_one() -> None:
     assert not wanted(app(CLIENT_EVENT), CHANNEL_OCCUPIED)
     assert not wanted(app(CHANNEL_OCCUPIED), CHANNEL_VACATED)
     assert not wanted(app(CHANNEL_VACATED), MEMBER_ADDED)
+
+
+# ---- what the rules discard is reported --------------------------------------------------------
+
+
+def dropping() -> tuple[Holdback, list[WebhookEvent]]:
+    dropped: list[WebhookEvent] = []
+    return Holdback(HOLD, on_drop=dropped.append), dropped
+
+
+def test_a_cancelled_pair_is_reported_both() -> None:
+    hb, dropped = dropping()
+    vacated, occupied = ev(CHANNEL_VACATED), ev(CHANNEL_OCCUPIED)
+    hb.offer(APP, vacated, 0.0)
+    assert dropped == []
+    hb.offer(APP, occupied, 1.0)
+    assert dropped == [vacated, occupied]
+    assert dropped[0] is vacated
+
+
+def test_a_second_held_event_is_reported_and_the_first_kept() -> None:
+    hb, dropped = dropping()
+    first, second = ev(MEMBER_REMOVED, "p", "u"), ev(MEMBER_REMOVED, "p", "u")
+    hb.offer(APP, first, 0.0)
+    hb.offer(APP, second, 1.0)
+    assert len(dropped) == 1
+    assert dropped[0] is second
+    assert hb.due(HOLD)[0][1] is first
+
+
+def test_a_duplicate_cache_miss_is_reported() -> None:
+    hb, dropped = dropping()
+    first, again = ev(CACHE_MISS, "a"), ev(CACHE_MISS, "a")
+    hb.offer(APP, first, 0.0)
+    hb.offer(APP, again, 1.0)
+    assert len(dropped) == 1
+    assert dropped[0] is again
+
+
+def test_what_is_released_or_passes_is_not_reported() -> None:
+    hb, dropped = dropping()
+    hb.offer(APP, ev(CLIENT_EVENT), 0.0)
+    hb.offer(APP, ev(CHANNEL_OCCUPIED), 0.0)
+    hb.offer(APP, ev(CHANNEL_VACATED), 0.0)
+    hb.due(HOLD)
+    hb.offer(APP, ev(CHANNEL_VACATED, "b"), 5.0)
+    hb.flush_all()
+    assert dropped == []
