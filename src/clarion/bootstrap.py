@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import resource
 import signal
 import socket
@@ -12,6 +13,7 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 from clarion.backends.memory import (
@@ -25,8 +27,10 @@ from clarion.backends.memory import (
 )
 from clarion.backends.redis.cluster import ClusterUnavailable
 from clarion.config import ServerSettings, Settings
+from clarion.core.apps import App
 from clarion.node import Node, NodeSettings
 from clarion.ports import (
+    AppStore,
     Broker,
     CacheStore,
     ChannelStore,
@@ -35,6 +39,7 @@ from clarion.ports import (
     UserStore,
 )
 from clarion.protocol.errors import GOING_AWAY
+from clarion.protocol.webhooks import WebhookEvent
 from clarion.transport.http_api import HttpApi
 from clarion.transport.server import (
     ClientProtocol,
@@ -48,20 +53,49 @@ from clarion.webhooks import DispatcherSettings, WebhookDispatcher
 SWEEP_INTERVAL_S = 1.0
 
 
-def build_webhooks(server: ServerSettings, logger: logging.Logger) -> WebhookDispatcher:
-    return WebhookDispatcher(
-        DispatcherSettings(
-            batch_window_s=server.webhook_batch_ms / 1000,
-            batch_max=server.webhook_batch_max,
-            holdback_s=server.webhook_holdback_s,
-            retry_initial_s=server.webhook_retry_initial_s,
-            retry_max_s=server.webhook_retry_max_s,
-            retry_period_s=server.webhook_retry_period_s,
-            timeout_s=server.webhook_timeout_s,
-            queue_max=server.webhook_queue_max,
-        ),
-        logger=logger.getChild("webhooks"),
+class Webhooks(Protocol):
+    def emit(self, app: App, event: WebhookEvent) -> None: ...
+
+    async def start(self) -> None: ...
+
+    async def close(self, timeout: float) -> None: ...  # noqa: ASYNC109
+
+
+def dispatcher_settings(server: ServerSettings) -> DispatcherSettings:
+    return DispatcherSettings(
+        batch_window_s=server.webhook_batch_ms / 1000,
+        batch_max=server.webhook_batch_max,
+        holdback_s=server.webhook_holdback_s,
+        retry_initial_s=server.webhook_retry_initial_s,
+        retry_max_s=server.webhook_retry_max_s,
+        retry_period_s=server.webhook_retry_period_s,
+        timeout_s=server.webhook_timeout_s,
+        queue_max=server.webhook_queue_max,
     )
+
+
+def build_webhooks(
+    server: ServerSettings, logger: logging.Logger, apps: AppStore
+) -> tuple[Webhooks, Callable[[], Awaitable[None]]]:
+    """The webhook sink and what to call after closing it."""
+    log = logger.getChild("webhooks")
+    if not server.redis_url:
+        return WebhookDispatcher(dispatcher_settings(server), logger=log), _nothing
+    from clarion.backends.redis.client import connect
+    from clarion.webhooks.redis_queue import RedisWebhookQueue
+
+    # Its own client: the cluster's is closed at shutdown before the webhooks are flushed.
+    client = connect(server.redis_url, server.redis_timeout_s)
+    queue = RedisWebhookQueue(
+        client,
+        server.redis_prefix,
+        f"{socket.gethostname()}:{os.getpid()}",
+        apps,
+        dispatcher_settings(server),
+        logger=log,
+        lease_s=server.node_lease_s,
+    )
+    return queue, client.aclose
 
 
 async def _nothing() -> None:
@@ -161,12 +195,16 @@ def _without_password(url: str) -> str:
 
 
 def build_node(
-    settings: Settings, logger: logging.Logger, webhooks: WebhookDispatcher, backends: Backends
+    settings: Settings,
+    logger: logging.Logger,
+    webhooks: Webhooks,
+    backends: Backends,
+    apps: AppStore,
 ) -> Node:
     loop = asyncio.get_running_loop()
     server = settings.server
     node = Node(
-        apps=MemoryAppStore(settings.apps),
+        apps=apps,
         broker=backends.broker,
         presence=backends.presence,
         channels=backends.channels,
@@ -217,8 +255,9 @@ class RunningServer:
     node: Node
     server: asyncio.Server
     settings: Settings
-    webhooks: WebhookDispatcher
+    webhooks: Webhooks
     backends: Backends
+    webhooks_closed: Callable[[], Awaitable[None]] = _nothing
     sweeper: asyncio.TimerHandle | None = None
     connections: Connections = field(default_factory=Connections)
 
@@ -245,6 +284,7 @@ class RunningServer:
         await self.backends.close()
         # Vacated/member_removed webhooks of the sockets just closed are released now.
         await self.webhooks.close(self.settings.server.shutdown_timeout)
+        await self.webhooks_closed()
         await self.server.wait_closed()
 
 
@@ -254,15 +294,45 @@ async def start(
     """Build the node and listen: on `sock` when given (a worker of `clarion serve --workers`
     inherits its parent's listening socket), else on the configured host and port."""
     log = logger or logging.getLogger("clarion")
+    tls = _ssl_context(settings.server)  # a bad certificate fails before anything starts
     if settings.server.redis_url:
         backends = await redis_backends(settings.server, log)
     else:
         backends = memory_backends()
-    webhooks = build_webhooks(settings.server, log)
-    await webhooks.start()
-    node = build_node(settings, log, webhooks, backends)
+    apps = MemoryAppStore(settings.apps)
+    webhooks, webhooks_closed = build_webhooks(settings.server, log, apps)
+    try:
+        await webhooks.start()
+        node = build_node(settings, log, webhooks, backends, apps)
+        connections = Connections()
+        running = RunningServer(
+            node=node,
+            server=await _listen(settings.server, log, node, tls, sock, connections),
+            settings=settings,
+            webhooks=webhooks,
+            backends=backends,
+            webhooks_closed=webhooks_closed,
+            connections=connections,
+        )
+    except BaseException:
+        # Nothing may keep running (Redis tasks, webhook workers) once start-up has failed.
+        await webhooks.close(0.1)
+        await webhooks_closed()
+        await backends.close()
+        raise
+    _schedule_sweep(running, asyncio.get_running_loop())
+    return running
+
+
+async def _listen(
+    server_settings: ServerSettings,
+    log: logging.Logger,
+    node: Node,
+    tls: ssl.SSLContext | None,
+    sock: socket.socket | None,
+    connections: Connections,
+) -> asyncio.Server:
     api = HttpApi(node)
-    server_settings = settings.server
     limits = ServerLimits(
         max_body_bytes=server_settings.max_http_body_kb * 1024,
         max_pending_bytes=server_settings.max_pending_kb * 1024,
@@ -270,30 +340,20 @@ async def start(
     )
     loop = asyncio.get_running_loop()
     coalescer = WriteCoalescer(loop)
-    running: RunningServer | None = None
 
     def make_protocol() -> ClientProtocol:
-        assert running is not None
-        return ClientProtocol(node, api, limits, log, running.connections, coalescer)
+        return ClientProtocol(node, api, limits, log, connections, coalescer)
 
     if sock is not None:
-        server = await loop.create_server(
-            make_protocol, sock=sock, ssl=_ssl_context(server_settings), backlog=4096
-        )
-    else:
-        server = await loop.create_server(
-            make_protocol,
-            host=server_settings.host,
-            port=server_settings.port,
-            ssl=_ssl_context(server_settings),
-            reuse_address=True,
-            backlog=4096,
-        )
-    running = RunningServer(
-        node=node, server=server, settings=settings, webhooks=webhooks, backends=backends
+        return await loop.create_server(make_protocol, sock=sock, ssl=tls, backlog=4096)
+    return await loop.create_server(
+        make_protocol,
+        host=server_settings.host,
+        port=server_settings.port,
+        ssl=tls,
+        reuse_address=True,
+        backlog=4096,
     )
-    _schedule_sweep(running, loop)
-    return running
 
 
 # Descriptors kept free for what is not a client socket: the listener, epoll, log files, the

@@ -426,12 +426,15 @@ class Node:
         session.user_info = signed.user_info
         self.hub.sign_in(session, signed.user_id, signed.watchlist)
         session.authorized = True
+        if signed.watchlist:
+            session.watch_buffer = []
         # Asked before this socket counts as online, so a user watching itself hears of its
         # own arrival once (from the `online` event below), not twice.
         online = await self._users.online(app.id, signed.watchlist) if signed.watchlist else []
         came_online = False
         if not again:
             came_online = await self._users.sign_in(app.id, signed.user_id, session.socket_id)
+        buffered, session.watch_buffer = session.watch_buffer, None
         if session.closed:
             return
         session.conn.write(self._frame(codec.signin_success(signed.user_data)))
@@ -440,8 +443,21 @@ class Node:
             self.report(session, PusherError(codes.WATCHLIST_LIMIT, message))
         if signed.watchlist:
             session.conn.write(self._frame(codec.watchlist_events("online", online)))
+            self._replay_watch_events(session, buffered or [], set(online))
         if came_online:
             self._publish_presence_of(app, signed.user_id, "online")
+
+    def _replay_watch_events(
+        self, session: Session, buffered: list[tuple[str, str]], online: set[str]
+    ) -> None:
+        """What changed while the sign-in waited, minus what the initial list already says."""
+        for event, user_id in buffered:
+            if (event == "online") != (user_id in online):
+                session.conn.write(self._frame(codec.watchlist_events(event, [user_id])))
+                if event == "online":
+                    online.add(user_id)
+                else:
+                    online.discard(user_id)
 
     async def _sign_out(self, session: Session) -> None:
         user_id = session.user_id
@@ -579,7 +595,10 @@ class Node:
             return
         frame = self._frame(codec.watchlist_events(envelope.event, [envelope.user_id]))
         for session in watchers.values():
-            session.conn.write(frame)
+            if session.watch_buffer is not None:
+                session.watch_buffer.append((envelope.event, envelope.user_id))
+            else:
+                session.conn.write(frame)
 
     def _terminate_local(self, envelope: Envelope) -> None:
         assert envelope.user_id is not None

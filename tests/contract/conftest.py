@@ -191,8 +191,8 @@ async def redis_broker(env: Env) -> AsyncIterator[BrokerUnderTest]:
         broker = RedisBroker(cluster, connect_reader(REDIS_URL, 5.0, 5.0), logging.getLogger("t"))
         await broker.start()
         try:
-            # Local envelopes are delivered inside `publish`: nothing is ever in flight here.
-            yield BrokerUnderTest(broker)
+            # One node: only its own local delivery is ever in flight.
+            yield BrokerUnderTest(broker, broker.settled_locally)
         finally:
             await broker.close()
 

@@ -11,8 +11,8 @@ from clarion.backends.memory import (
     MemoryAppStore,
     MemoryBroker,
     MemoryCacheStore,
-    MemoryConnectionQuota,
     MemoryChannelStore,
+    MemoryConnectionQuota,
     MemoryPresenceStore,
     MemoryUserStore,
 )

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 
 from clarion.core.apps import Webhook
+from clarion.core.envelope import Envelope, Target
 from clarion.node import NodeSettings
 from clarion.types import AppId, AppKey
 
@@ -569,3 +571,55 @@ async def test_a_socket_authorized_in_time_is_not_closed_after_leaving_the_chann
         h.clock.advance(1)
         h.node.sweep()
     assert not conn.closed
+
+
+class GatedUserStore:
+    """The memory store, but `online` waits until the test opens the gate (a store round trip
+    during which other nodes' watchlist events arrive)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.gate = asyncio.Event()
+
+    async def sign_in(self, app_id: AppId, user_id: str, socket_id: str) -> bool:
+        return bool(await self.inner.sign_in(app_id, user_id, socket_id))
+
+    async def sign_out(self, app_id: AppId, user_id: str, socket_id: str) -> bool:
+        return bool(await self.inner.sign_out(app_id, user_id, socket_id))
+
+    async def online(self, app_id: AppId, user_ids: Any) -> list[str]:
+        await self.gate.wait()
+        return list(await self.inner.online(app_id, user_ids))
+
+
+async def test_watch_events_during_a_slow_signin_come_after_signin_success(
+    h: NodeHarness,
+) -> None:
+    """A watched user's status changes while the watcher's sign-in waits on the store: the
+    watcher hears signin_success and its initial list first, then only what the list does not
+    already say (reference 3.3)."""
+    gated = GatedUserStore(h.users)
+    h.node._users = gated
+    watcher, conn_w = connect(h)
+    data = user_data("w", watchlist=["42", "43"])
+    send(
+        h,
+        watcher,
+        "pusher:signin",
+        {"auth": user_token(watcher.socket_id, data), "user_data": data},
+    )
+    # Meanwhile (other nodes): 42 comes online, 43 comes online and goes offline again.
+    for user_id, name in (("42", "online"), ("43", "online"), ("43", "offline")):
+        h.node.deliver(Envelope(APP_ID, "", name, "", user_id=user_id, target=Target.WATCHERS))
+    assert conn_w.frames == []
+    await gated.inner.sign_in(APP_ID, "42", "9.9")  # what the store says once it answers
+    gated.gate.set()
+    await h.node.drain()
+    assert conn_w.frames[0]["event"] == "pusher:signin_success"
+    # 42's online is already in the initial list; 43 came and went while the store was asked,
+    # so the watcher hears both, after the list.
+    assert watch_events(conn_w.frames[1:]) == [
+        ("online", ["42"]),
+        ("online", ["43"]),
+        ("offline", ["43"]),
+    ]

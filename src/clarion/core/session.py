@@ -65,6 +65,7 @@ class Session:
         "socket_id",
         "user_id",
         "user_info",
+        "watch_buffer",
         "watchlist",
     )
 
@@ -86,6 +87,9 @@ class Session:
         self.user_id: str | None = None
         self.user_info: Any = None
         self.watchlist: tuple[str, ...] = ()
+        # While a sign-in waits for the store, watchlist events for this socket wait here: it
+        # must hear signin_success and its initial `online` list first (reference 3.3).
+        self.watch_buffer: list[tuple[str, str]] | None = None
         # Created on the first client event: most sockets never send one (reference 4).
         self.client_events: TokenBucket | None = None
 

@@ -1,9 +1,10 @@
 """The cluster's one fan-out path: envelopes through a Redis stream every node reads.
 
-`publish` delivers to this node's sockets at once (no round trip for local subscribers, and
-local clients keep being served while Redis is away), and queues the envelope for the other
-nodes. A sender appends whatever queued up meanwhile as one stream entry; each node reads
-the stream from the last entry it saw and delivers the other nodes' envelopes.
+`publish` queues the envelope for the other nodes and for this node's own sockets. The sender
+appends whatever queued up meanwhile as one stream entry, and runs before the local fan-out:
+the other nodes' copy is on the wire before this node spends time writing to thousands of
+local sockets. Local delivery needs no round trip, and goes on while Redis is away. Each node
+reads the stream from the last entry it saw and delivers the other nodes' envelopes.
 
 Why a stream and not PUBLISH/SUBSCRIBE: pub/sub drops whatever is published while a
 subscriber reconnects. A node that lost Redis for a moment, or a Redis that restarted, resumes
@@ -25,12 +26,16 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from clarion.backends.redis.client import stop_task
 from clarion.backends.redis.cluster import RETRY_INITIAL_S, RedisCluster
 from clarion.core.envelope import Envelope, Target
 from clarion.types import AppId, SocketId
 
-# Stream entries kept (each holds every envelope one node sent in one round trip).
-STREAM_MAX_ENTRIES = 100_000
+# Stream entries kept (each holds every envelope one node sent in one round trip): enough for a
+# node to catch up after a reconnect, small enough to bound Redis memory (entries are batches).
+STREAM_MAX_ENTRIES = 10_000
+# A deployment whose nodes are all gone leaves no stream behind for long.
+STREAM_IDLE_EXPIRY_MS = 24 * 3600 * 1000
 # Envelopes waiting for Redis; past it the oldest are dropped (counted and logged), so an
 # outage never grows memory without bound. Local subscribers got them already.
 OUTBOX_MAX = 100_000
@@ -79,6 +84,11 @@ class RedisBroker:
         self._stream = cluster.key("bus")
         self._deliver: Callable[[Envelope], None] | None = None
         self._outbox: deque[Envelope] = deque()
+        self._local: deque[Envelope] = deque()
+        self._local_due = False
+        self._local_done = asyncio.Event()
+        self._local_done.set()
+        self._sender_client = cluster.client
         self._wake = asyncio.Event()
         self._drained = asyncio.Event()  # nothing queued and nothing in flight
         self._drained.set()
@@ -92,7 +102,7 @@ class RedisBroker:
     def publish(self, envelope: Envelope) -> None:
         if self._deliver is None:
             return
-        self._deliver(envelope)
+        self._local.append(envelope)
         if len(self._outbox) >= OUTBOX_MAX:
             self._outbox.popleft()
             self.dropped += 1
@@ -105,7 +115,32 @@ class RedisBroker:
                 )
         self._outbox.append(envelope)
         self._drained.clear()
+        # The sender's wake-up is scheduled before the local fan-out (both are FIFO callbacks).
         self._wake.set()
+        if not self._local_due:
+            self._local_due = True
+            self._local_done.clear()
+            asyncio.get_running_loop().call_soon(self._deliver_local)
+
+    def _deliver_local(self) -> None:
+        """This node's copies, in publish order; envelopes published while delivering (a node
+        reacting to one) join the same queue, behind those already in it."""
+        local = self._local
+        try:
+            while local and self._deliver is not None:
+                envelope = local.popleft()
+                try:
+                    self._deliver(envelope)
+                except Exception:
+                    self._log.exception("broker: delivering an envelope failed")
+        finally:
+            local.clear()
+            self._local_due = False
+            self._local_done.set()
+
+    async def settled_locally(self) -> None:
+        """Returns once every envelope published so far reached this node's `deliver`."""
+        await self._local_done.wait()
 
     async def start(self) -> None:
         """Begin after the stream's current end: earlier entries predate this node."""
@@ -122,10 +157,7 @@ class RedisBroker:
                 async with asyncio.timeout(self._cluster.lease_s):
                     await self._drained.wait()
         for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await stop_task(task)
         await self._reader.aclose()
 
     # ---- sending ------------------------------------------------------------------------
@@ -139,7 +171,13 @@ class RedisBroker:
             outbox = self._outbox
             batch = [outbox.popleft() for _ in range(min(ENTRY_MAX, len(outbox)))]
             try:
-                await self._cluster.pipeline.call(*self._xadd(batch))
+                # On a connection of its own (not the store pipeline): the command is written
+                # within this step, ahead of the local fan-out scheduled after it.
+                client = self._sender_client
+                async with client.pipeline(transaction=False) as pipe:
+                    pipe.execute_command(*self._xadd(batch))
+                    pipe.pexpire(self._stream, STREAM_IDLE_EXPIRY_MS)
+                    await pipe.execute()
             except (RedisError, OSError) as error:
                 self._cluster.failed(error)
                 outbox.extendleft(reversed(batch))  # first in line again, in order
@@ -175,6 +213,8 @@ class RedisBroker:
                     {self._stream: self._last_id}, count=256, block=READ_BLOCK_MS
                 )
             except (RedisError, OSError) as error:
+                if _cancelling():
+                    raise asyncio.CancelledError from error
                 if not failing:
                     self._log.warning("broker: reading the Redis stream failed (%s)", error)
                 failing = True
@@ -203,6 +243,12 @@ class RedisBroker:
                     self._deliver(envelope)
                 except Exception:
                     self._log.exception("broker: delivering an envelope failed")
+
+
+def _cancelling() -> bool:
+    """A cancelled blocking read can surface as a connection error: it must still stop."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 def _text(value: bytes | str) -> str:

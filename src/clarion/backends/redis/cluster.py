@@ -27,9 +27,9 @@ from typing import Any, Protocol
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from clarion.backends.redis.client import key
+from clarion.backends.redis.client import key, stop_task
 from clarion.backends.redis.pipeline import CommandPipeline
-from clarion.backends.redis.scripts import CLAIM_DEAD, HEARTBEAT
+from clarion.backends.redis.scripts import CLAIM_DEAD, HEARTBEAT, LEASE_LOST
 from clarion.ports import ClusterChange
 
 # Entries cleared per script call: small enough that Redis never blocks for long.
@@ -81,7 +81,6 @@ class RedisCluster:
         self._stores: list[ClusterStore] = []
         self._on_changes: Callable[[list[ClusterChange]], None] = lambda _changes: None
         self._task: asyncio.Task[None] | None = None
-        self._failure_logged = False
 
     @property
     def origin(self) -> str:
@@ -116,9 +115,7 @@ class RedisCluster:
         """Leave the cluster: this node's entries go now, not a lease later (the node has
         already left every channel at shutdown, so this clears only what is left)."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await stop_task(self._task)
         if self.healthy:
             with contextlib.suppress(RedisError, OSError):
                 await self._reap_node(self.node_id, announce=True)
@@ -126,13 +123,14 @@ class RedisCluster:
 
     def failed(self, error: BaseException) -> None:
         """A store's command failed: serve locally until Redis answers and state is replayed."""
-        if self.healthy:
+        if self.healthy and LEASE_LOST in str(error):
+            self._log.warning("cluster: this node's lease was lost; registering again")
+        elif self.healthy:
             self._log.warning(
                 "cluster: Redis unreachable (%s); serving this node's clients from local state "
                 "and reconnecting",
                 error,
             )
-            self._failure_logged = True
         self.healthy = False
         self._dirty = True
 
@@ -161,9 +159,12 @@ class RedisCluster:
         await self._reap_dead_nodes()
 
     async def _heartbeat(self, *, register: bool) -> bool:
+        # Straight on the client, not through the pipeline: a node busy with a burst of store
+        # commands (thousands of sockets closing) must still renew its lease on time.
         lease_ms = int(self.lease_s * 1000)
-        renewed = await self.pipeline.script(
-            HEARTBEAT, [self.key("nodes")], [self.node_id, lease_ms, "1" if register else "0"]
+        flag = "1" if register else "0"
+        renewed = await self.client.eval(
+            HEARTBEAT.lua, 1, self.key("nodes"), self.node_id, lease_ms, flag
         )
         return bool(renewed)
 

@@ -9,13 +9,13 @@ a few round trips instead of thousands of connections.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import deque
 from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError, RedisError
 
+from clarion.backends.redis.client import stop_task
 from clarion.backends.redis.scripts import ALL_SCRIPTS, Script
 
 # Commands per round trip: large enough for bursts, small enough that one reply is not huge.
@@ -36,9 +36,7 @@ class CommandPipeline:
 
     async def close(self) -> None:
         if self._sender is not None:
-            self._sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sender
+            await stop_task(self._sender)
         for _, future in self._queue:
             if not future.done():
                 future.set_exception(RedisError("Redis pipeline closed"))

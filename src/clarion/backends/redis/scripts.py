@@ -38,84 +38,101 @@ class Script:
         object.__setattr__(self, "sha", hashlib.sha1(self.lua.encode()).hexdigest())
 
 
+# Fencing: a node writes only while its id holds a lease. A command queued before the node
+# learned that its lease was lost (and its entries cleared by another node) must not put
+# entries back under that id, where nothing would ever clear them. KEYS[1] is P:nodes and
+# ARGV[1] the node id in every script that starts with this.
+_FENCE = """
+if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then
+  return redis.error_reply('LEASE_LOST this node id no longer holds a lease')
+end
+"""
+LEASE_LOST = "LEASE_LOST"
+
 _NOW_MS = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 """
 
-# KEYS: node chans, app totals. ARGV: member, channel, this node's subscriber count now.
-# Sets the node's count (absolute, so a replay or a repeat is harmless) and moves the total
-# by the difference. Returns {total before, total after}.
+# KEYS: nodes, node chans, app totals. ARGV: node id, member, channel, this node's subscriber
+# count now. Sets the node's count (absolute, so a replay or a repeat is harmless) and moves
+# the total by the difference. Returns {total before, total after}.
 CHANNEL_SET = Script(
     "channel_set",
-    """
-local old = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
-local new = tonumber(ARGV[3])
-if new > 0 then redis.call('HSET', KEYS[1], ARGV[1], new)
-else redis.call('HDEL', KEYS[1], ARGV[1]) end
-local before = tonumber(redis.call('HGET', KEYS[2], ARGV[2]) or '0')
+    _FENCE
+    + """
+local old = tonumber(redis.call('HGET', KEYS[2], ARGV[2]) or '0')
+local new = tonumber(ARGV[4])
+if new > 0 then redis.call('HSET', KEYS[2], ARGV[2], new)
+else redis.call('HDEL', KEYS[2], ARGV[2]) end
+local before = tonumber(redis.call('HGET', KEYS[3], ARGV[3]) or '0')
 local after = before + new - old
-if after > 0 then redis.call('HSET', KEYS[2], ARGV[2], after)
-else redis.call('HDEL', KEYS[2], ARGV[2]); after = 0 end
+if after > 0 then redis.call('HSET', KEYS[3], ARGV[3], after)
+else redis.call('HDEL', KEYS[3], ARGV[3]); after = 0 end
 return {before, after}
 """,
 )
 
-# KEYS: node set, node-count hash, roster hash (or a dummy for users). ARGV: member, user id,
-# user_info JSON ('' for users). 1 when this is the user's first node (first member, 2.6).
+# KEYS: nodes, node set, node-count hash, roster hash (for users: the count hash again).
+# ARGV: node id, member, user id, user_info JSON ('' for users). 1 when this is the user's
+# first node (first member, reference 2.6).
 MEMBER_IN = Script(
     "member_in",
-    """
-if redis.call('SADD', KEYS[1], ARGV[1]) == 0 then return 0 end
-local n = redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
+    _FENCE
+    + """
+if redis.call('SADD', KEYS[2], ARGV[2]) == 0 then return 0 end
+local n = redis.call('HINCRBY', KEYS[3], ARGV[3], 1)
 if n == 1 then
-  if ARGV[3] ~= '' then redis.call('HSET', KEYS[3], ARGV[2], ARGV[3]) end
+  if ARGV[4] ~= '' then redis.call('HSET', KEYS[4], ARGV[3], ARGV[4]) end
   return 1
 end
 return 0
 """,
 )
 
-# KEYS and ARGV as MEMBER_IN (ARGV[3] unused). 1 when this was the user's last node.
+# KEYS and ARGV as MEMBER_IN (ARGV[4] unused). 1 when this was the user's last node.
 MEMBER_OUT = Script(
     "member_out",
-    """
-if redis.call('SREM', KEYS[1], ARGV[1]) == 0 then return 0 end
-local n = redis.call('HINCRBY', KEYS[2], ARGV[2], -1)
+    _FENCE
+    + """
+if redis.call('SREM', KEYS[2], ARGV[2]) == 0 then return 0 end
+local n = redis.call('HINCRBY', KEYS[3], ARGV[3], -1)
 if n <= 0 then
-  redis.call('HDEL', KEYS[2], ARGV[2])
-  redis.call('HDEL', KEYS[3], ARGV[2])
+  redis.call('HDEL', KEYS[3], ARGV[3])
+  if KEYS[4] ~= KEYS[3] then redis.call('HDEL', KEYS[4], ARGV[3]) end
   return 1
 end
 return 0
 """,
 )
 
-# KEYS: app conns hash, node apps set. ARGV: node id, this node's count if admitted, limit,
-# app id. 1 (and the count stored) when the app stays within its limit cluster-wide.
+# KEYS: nodes, app conns hash, node apps set. ARGV: node id, this node's count if admitted,
+# limit, app id. 1 (and the count stored) when the app stays within its limit cluster-wide.
 CONN_ACQUIRE = Script(
     "conn_acquire",
-    """
+    _FENCE
+    + """
 local total = 0
-for _, v in ipairs(redis.call('HVALS', KEYS[1])) do total = total + tonumber(v) end
-local old = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
+for _, v in ipairs(redis.call('HVALS', KEYS[2])) do total = total + tonumber(v) end
+local old = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
 local new = tonumber(ARGV[2])
 if total - old + new > tonumber(ARGV[3]) then return 0 end
-redis.call('HSET', KEYS[1], ARGV[1], new)
-redis.call('SADD', KEYS[2], ARGV[4])
+redis.call('HSET', KEYS[2], ARGV[1], new)
+redis.call('SADD', KEYS[3], ARGV[4])
 return 1
 """,
 )
 
-# KEYS: app conns hash, node apps set. ARGV: node id, this node's count, app id.
+# KEYS: nodes, app conns hash, node apps set. ARGV: node id, this node's count, app id.
 CONN_SET = Script(
     "conn_set",
-    """
+    _FENCE
+    + """
 if tonumber(ARGV[2]) > 0 then
-  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-  redis.call('SADD', KEYS[2], ARGV[3])
+  redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+  redis.call('SADD', KEYS[3], ARGV[3])
 else
-  redis.call('HDEL', KEYS[1], ARGV[1])
+  redis.call('HDEL', KEYS[2], ARGV[1])
 end
 return 1
 """,

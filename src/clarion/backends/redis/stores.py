@@ -49,6 +49,7 @@ class _Shared:
     def __init__(self, cluster: RedisCluster) -> None:
         self._cluster = cluster
         self._pipeline = cluster.pipeline
+        self._nodes = cluster.key("nodes")
 
     def _key(self, *parts: str) -> str:
         return self._cluster.key(*parts)
@@ -99,8 +100,9 @@ class RedisChannelStore(_Shared):
         return here if reply is _FAILED else int(reply[1])
 
     def _set(self, node_id: str, app_id: AppId, channel: str, here: int) -> asyncio.Future[Any]:
-        keys = [self._key("node", node_id, "chans"), self._key("chans", app_id)]
-        return self._pipeline.script(CHANNEL_SET, keys, [_entry(app_id, channel), channel, here])
+        keys = [self._nodes, self._key("node", node_id, "chans"), self._key("chans", app_id)]
+        args = [node_id, _entry(app_id, channel), channel, here]
+        return self._pipeline.script(CHANNEL_SET, keys, args)
 
     async def count(self, app_id: AppId, channel: str) -> int:
         if self._cluster.healthy:
@@ -186,14 +188,16 @@ class RedisPresenceStore(_Shared):
             return False
         if not self._cluster.healthy:
             return True
-        keys = self._keys(self._cluster.node_id, app_id, channel)
+        node_id = self._cluster.node_id
+        args = [node_id, _entry(app_id, channel, user_id), user_id, ""]
         reply = await self._ask(
-            self._pipeline.script(MEMBER_OUT, keys, [_entry(app_id, channel, user_id), user_id, ""])
+            self._pipeline.script(MEMBER_OUT, self._keys(node_id, app_id, channel), args)
         )
         return True if reply is _FAILED else bool(reply)
 
     def _keys(self, node_id: str, app_id: AppId, channel: str) -> list[str]:
         return [
+            self._nodes,
             self._key("node", node_id, "pres"),
             self._key("pc", app_id, channel),
             self._key("pm", app_id, channel),
@@ -201,7 +205,8 @@ class RedisPresenceStore(_Shared):
 
     def _in(self, node_id: str, app_id: AppId, channel: str, user_id: str) -> asyncio.Future[Any]:
         info = self._rosters[(app_id, channel)].members().get(user_id)
-        args = [_entry(app_id, channel, user_id), user_id, json.dumps(info, ensure_ascii=False)]
+        info_json = json.dumps(info, ensure_ascii=False)
+        args = [node_id, _entry(app_id, channel, user_id), user_id, info_json]
         return self._pipeline.script(MEMBER_IN, self._keys(node_id, app_id, channel), args)
 
     async def members(self, app_id: AppId, channel: str) -> dict[str, Any]:
@@ -281,18 +286,20 @@ class RedisUserStore(_Shared):
         del self._local[(app_id, user_id)]
         if not self._cluster.healthy:
             return True
-        keys = self._keys(self._cluster.node_id, app_id)
-        args = [_entry(app_id, user_id), user_id, ""]
-        reply = await self._ask(self._pipeline.script(MEMBER_OUT, keys, args))
+        node_id = self._cluster.node_id
+        args = [node_id, _entry(app_id, user_id), user_id, ""]
+        reply = await self._ask(
+            self._pipeline.script(MEMBER_OUT, self._keys(node_id, app_id), args)
+        )
         return True if reply is _FAILED else bool(reply)
 
     def _keys(self, node_id: str, app_id: AppId) -> list[str]:
         users = self._key("uc", app_id)
-        # The third key is the roster for presence; users have none (ARGV[3] is empty).
-        return [self._key("node", node_id, "users"), users, users]
+        # The last key is the roster for presence; users have none (the count hash again).
+        return [self._nodes, self._key("node", node_id, "users"), users, users]
 
     def _in(self, node_id: str, app_id: AppId, user_id: str) -> asyncio.Future[Any]:
-        args = [_entry(app_id, user_id), user_id, ""]
+        args = [node_id, _entry(app_id, user_id), user_id, ""]
         return self._pipeline.script(MEMBER_IN, self._keys(node_id, app_id), args)
 
     async def online(self, app_id: AppId, user_ids: Iterable[str]) -> list[str]:
@@ -347,8 +354,9 @@ class RedisConnectionQuota(_Shared):
         self._local[app_id] = here + 1  # held while the question is in flight
         if not self._cluster.healthy:
             return True  # Redis away: this node's own count is all it knows
-        keys = [self._key("conns", app_id), self._key("node", self._cluster.node_id, "apps")]
-        args = [self._cluster.node_id, here + 1, limit, app_id]
+        node_id = self._cluster.node_id
+        keys = [self._nodes, self._key("conns", app_id), self._key("node", node_id, "apps")]
+        args = [node_id, here + 1, limit, app_id]
         reply = await self._ask(self._pipeline.script(CONN_ACQUIRE, keys, args))
         if reply is _FAILED or reply:
             return True
@@ -369,7 +377,7 @@ class RedisConnectionQuota(_Shared):
             await self._ask(self._set(self._cluster.node_id, app_id, here))
 
     def _set(self, node_id: str, app_id: AppId, here: int) -> asyncio.Future[Any]:
-        keys = [self._key("conns", app_id), self._key("node", node_id, "apps")]
+        keys = [self._nodes, self._key("conns", app_id), self._key("node", node_id, "apps")]
         return self._pipeline.script(CONN_SET, keys, [node_id, here, app_id])
 
     # ---- ClusterStore -------------------------------------------------------------------
