@@ -11,6 +11,14 @@
  * --scenario client|presence|churn selects the other workloads (client events on private
  * channels, presence join/leave churn, connection churn); see the "Scenarios" section below.
  *
+ * Cluster runs: --src-ips spreads the connections over several loopback source addresses
+ * (127.0.0.2, 127.0.1.1+4, ...), so that one generator can exceed the ~28k source ports of one
+ * (source, destination) pair and several generators never share a source address; --ports
+ * spreads the subscribers over several destination ports and --pub-port sends the HTTP API
+ * requests to another one (subscribers on one node, triggers through another). SETUP reports
+ * CLOCK_MONOTONIC stamps of its start and last subscription, for a setup rate over several
+ * generator processes.
+ *
  * Everything is hand-rolled (WebSocket client framing, HTTP/1.1 response parsing, MD5,
  * HMAC-SHA256) so it builds with a bare `gcc -O2`. Output: one line per phase on stdout,
  * "SETUP {json}" then "RESULT {json}". With --interactive it waits for a line on stdin after each
@@ -329,7 +337,8 @@ static struct {
     /* load */
     long triggers_sent, responses, responses_window, status_200, status_other, pipelined;
     long seq_exhausted;
-    uint64_t deliveries, deliveries_window, dups, unexpected, unparsed, fragmented;
+    uint64_t deliveries, deliveries_window, deliveries_after_end, dups, unexpected, unparsed,
+        fragmented;
     uint64_t max_lag_ns, last_delivery_ns;
     long pusher_errors, pings_answered, other_internal;
     long sub_closed_during_load, pub_closed;
@@ -518,17 +527,70 @@ static int errno_class(int e) {
 static int port_lo = 32768, port_hi = 60999, port_cursor, bind_ports = 1;
 static long bind_fallbacks;
 
+/* Several source addresses (--src-ips, all in 127/8: loopback accepts every one of them) and
+ * destination ports (--ports for the subscribers, --pub-port for the HTTP API connections).
+ * One (source address, destination) pair has only the ~28k ports of ip_local_port_range, so
+ * more connections than that to one port need more source addresses; and several generator
+ * processes loading one server must not share a source address, or their independently
+ * walked source ports collide (connect: EADDRNOTAVAIL). Connections take the source addresses
+ * round robin, each address with its own port cursor. */
+#define MAX_SRC 64
+#define MAX_DPORTS 64
+static struct in_addr src_ips[MAX_SRC];
+static int nsrc, src_cursor[MAX_SRC];
+static long src_rr, src_used[MAX_SRC];
+static int sub_ports[MAX_DPORTS], nsub_ports, pub_port;
+/* --bind-range LO-HI: the source ports to walk instead of ip_local_port_range. A port this
+ * process bind()s explicitly is skipped by the kernel when it picks a port for anybody's
+ * unbound connect() (its bind bucket is not connect-reusable), whatever the address: tens of
+ * thousands of explicitly bound ports inside ip_local_port_range leave every other process on
+ * the machine with EADDRNOTAVAIL. Below the range, the ports are out of the kernel's way. */
+static int bind_lo, bind_hi;
+static long sub_port_ok[MAX_DPORTS];
+static uint32_t *lat_port[MAX_DPORTS]; /* fan-out latency samples per --ports entry */
+static size_t lat_port_n[MAX_DPORTS], lat_port_cap[MAX_DPORTS];
+static void lat_push(uint32_t **a, size_t *n, size_t *cap, uint64_t ns);
+static void print_lat(const char *prefix, uint32_t *a, size_t n);
+
 static void bind_source_port(int fd) {
-    if (!bind_ports) return;
+    struct in_addr ip = srv_addr.sin_addr;
+    int *cursor = &port_cursor, k = 0;
+    if (nsrc) {
+        k = (int)(src_rr++ % nsrc);
+        ip = src_ips[k];
+        cursor = &src_cursor[k];
+    }
+    if (!bind_ports) {
+        if (nsrc) { /* the address only; the kernel picks the port */
+            struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0, .sin_addr = ip};
+            if (bind(fd, (struct sockaddr *)&a, sizeof a) == 0) {
+                src_used[k]++;
+                return;
+            }
+            bind_fallbacks++;
+        }
+        return;
+    }
     int span = port_hi - port_lo + 1;
     for (int tries = 0; tries < 256; tries++) {
-        int port = port_lo + (port_cursor++ % span);
+        int port = port_lo + ((*cursor)++ % span);
         struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-        a.sin_addr = srv_addr.sin_addr;
-        if (bind(fd, (struct sockaddr *)&a, sizeof a) == 0) return;
+        a.sin_addr = ip;
+        if (bind(fd, (struct sockaddr *)&a, sizeof a) == 0) {
+            if (nsrc) src_used[k]++;
+            return;
+        }
         if (errno != EADDRINUSE) break;
     }
     bind_fallbacks++; /* let connect() pick */
+}
+
+/* Where a connection goes: subscribers (and the checker socket) round robin over --ports by
+ * index, HTTP API connections (publishers, flood, verify) to --pub-port. */
+static int conn_dport(const conn *c) {
+    if (c->kind == K_PUB) return pub_port;
+    if (nsub_ports) return sub_ports[c->idx % (uint32_t)nsub_ports];
+    return cfg.port;
 }
 
 static int conn_open(conn *c) {
@@ -548,7 +610,9 @@ static int conn_open(conn *c) {
     if (c->stall && cfg.stall_mss > 0)
         setsockopt(fd, IPPROTO_TCP, TCP_MAXSEG, &cfg.stall_mss, sizeof cfg.stall_mss);
     bind_source_port(fd);
-    if (connect(fd, (struct sockaddr *)&srv_addr, sizeof srv_addr) < 0 && errno != EINPROGRESS) {
+    struct sockaddr_in dst = srv_addr;
+    dst.sin_port = htons((uint16_t)conn_dport(c));
+    if (connect(fd, (struct sockaddr *)&dst, sizeof dst) < 0 && errno != EINPROGRESS) {
         st.connect_errors[errno_class(errno)]++;
         close(fd);
         return -1;
@@ -669,6 +733,7 @@ static void record_delivery(conn *c, const char *d, size_t avail) {
     st.deliveries++;
     st.last_delivery_ns = now;
     if (now >= t_warm && now < t_end) st.deliveries_window++;
+    if (now >= t_end) st.deliveries_after_end++; /* the backlog left when the load stopped */
     if ((long)seq >= next_seq || send_ns[seq] != t) {
         st.unexpected++;
         return;
@@ -693,6 +758,10 @@ static void record_delivery(conn *c, const char *d, size_t avail) {
         if (lat_t) lat_t[lat_n] = (uint32_t)((t - t_load0) / 1000000);
         uint64_t us = (now - t + 500) / 1000;
         lat_us[lat_n++] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+        if (nsub_ports > 1) { /* and per destination port (several nodes) */
+            int k = (int)(c->idx % (uint32_t)nsub_ports);
+            lat_push(&lat_port[k], &lat_port_n[k], &lat_port_cap[k], now - t);
+        }
     }
 }
 
@@ -1168,6 +1237,7 @@ static void setup_subscribed(conn *c) {
     if (c->ok) return;
     c->ok = 1;
     st.sub_ok++;
+    if (nsub_ports) sub_port_ok[c->idx % (uint32_t)nsub_ports]++;
     st.t_last_sub = now_ns();
 }
 
@@ -1817,6 +1887,17 @@ static void print_setup(void) {
            cfg.subs, st.sub_ok, st.sub_failed, st.pub_ok, st.pub_failed, el,
            el > 0 ? st.sub_ok / el : 0.0, setup_cpu1 - setup_cpu0);
     print_errors_json();
+    /* CLOCK_MONOTONIC stamps (the same clock as Python's time.monotonic_ns()), so that a driver
+     * running several generators can compute one setup rate over all of them. */
+    printf("\"t0_mono_ns\":%llu,\"t_last_mono_ns\":%llu,", (unsigned long long)st.t_setup0,
+           (unsigned long long)(st.t_last_sub ? st.t_last_sub : now));
+    printf("\"src_ips\":{");
+    for (int i = 0; i < nsrc; i++)
+        printf("%s\"%s\":%ld", i ? "," : "", inet_ntoa(src_ips[i]), src_used[i]);
+    printf("},\"subs_ok_by_port\":{");
+    for (int i = 0; i < nsub_ports; i++)
+        printf("%s\"%d\":%ld", i ? "," : "", sub_ports[i], sub_port_ok[i]);
+    printf("},\"pub_port\":%d,", pub_port);
     printf("\"bind_fallbacks\":%ld,\"timed_out\":%d}\n", bind_fallbacks,
            scenario != SC_CHURN && st.sub_ok + st.sub_failed < cfg.subs);
     fflush(stdout);
@@ -1886,6 +1967,20 @@ static void print_result(double load_cpu1, uint64_t t_done) {
            st.max_lag_ns / 1e6, st.pipelined, st.seq_exhausted);
     printf("\"sub_closed\":%ld,\"pub_closed\":%ld,\"pings_answered\":%ld,\"other_internal\":%ld,",
            st.sub_closed_during_load, st.pub_closed, st.pings_answered, st.other_internal);
+    if (nsub_ports > 1) {
+        printf("\"lat_by_port\":{");
+        for (int k = 0; k < nsub_ports; k++) {
+            printf("%s\"%d\":{", k ? "," : "", sub_ports[k]);
+            print_lat("", lat_port[k], lat_port_n[k]);
+            printf("\"subs_ok\":%ld}", sub_port_ok[k]);
+        }
+        printf("},");
+    }
+    /* Deliveries after the end of the load and the time to the last one: a rate the server
+     * sustains leaves about one latency's worth; a growing backlog leaves much more. */
+    printf("\"deliveries_after_end\":%llu,\"last_delivery_after_end_ms\":%.3f,",
+           (unsigned long long)st.deliveries_after_end,
+           st.last_delivery_ns > t_end ? (double)(st.last_delivery_ns - t_end) / 1e6 : 0.0);
     print_errors_json();
     if (stall_json) {
         fputs(stall_json, stdout);
@@ -2397,6 +2492,30 @@ static void print_result_churn(double load_cpu1, uint64_t t_done) {
 
 /* ------------------------------------------------------------------------------------------ */
 
+/* --src-ips: "127.0.0.2", "127.0.1.1+4" (four consecutive addresses), comma-separated. */
+static void parse_src_ips(const char *arg) {
+    char *save = NULL, *copy = strdup(arg);
+    for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        int count = 1;
+        char *plus = strchr(t, '+');
+        if (plus) {
+            *plus = 0;
+            count = atoi(plus + 1);
+        }
+        struct in_addr a;
+        if (inet_pton(AF_INET, t, &a) != 1 || count < 1) die("--src-ips: bad item %s", t);
+        for (int i = 0; i < count; i++) {
+            uint32_t h = ntohl(a.s_addr) + (uint32_t)i;
+            if ((h >> 24) != 127 || (h & 0xff) == 0 || (h & 0xff) == 255)
+                die("--src-ips: only loopback addresses 127.x.y.1-254");
+            if (nsrc == MAX_SRC) die("--src-ips: at most %d addresses", MAX_SRC);
+            src_ips[nsrc].s_addr = htonl(h);
+            nsrc++;
+        }
+    }
+    free(copy);
+}
+
 static int self_test(void) {
     /* Print digests for the driver to compare with Python's hashlib/hmac. */
     uint8_t d[32];
@@ -2421,6 +2540,10 @@ static void usage(void) {
             "  [--warmup SEC] [--drain SEC] [--payload BYTES] [--concurrency C]\n"
             "  [--setup-timeout SEC] [--max-events N] [--app-id ID] [--key KEY] [--secret SECRET]\n"
             "  [--channel NAME] [--interactive] [--no-bind] [--self-test]\n"
+            "  [--src-ips IP[+N][,IP[+N]...]] [--ports P1,P2,...] [--pub-port P]\n"
+            "  [--bind-range LO-HI] (source ports to bind [ip_local_port_range])\n"
+            "   (source addresses in 127/8, round robin; subscribers round robin over --ports;\n"
+            "    HTTP API connections to --pub-port [--port])\n"
             "  [--scenario fanout|client|presence|churn] [--channels N] [--senders K]\n"
             "  [--window W] [--client-data object|string] [--pool C] [--leave unsub|close|mixed]\n"
             "  [--close ws|rst|mixed] [--cycle-timeout SEC] [--verify-timeout SEC]\n"
@@ -2449,6 +2572,8 @@ int main(int argc, char **argv) {
         {"stalled", 1, 0, 1010},  {"stall-at", 1, 0, 1011},     {"stall-wake", 1, 0, 1012},
         {"stall-wait", 1, 0, 1013}, {"stall-rcvbuf", 1, 0, 1014}, {"stall-mss", 1, 0, 1015},
         {"flood-bytes", 1, 0, 1016}, {"flood-rate", 1, 0, 1017},
+        {"src-ips", 1, 0, 1018}, {"ports", 1, 0, 1019}, {"pub-port", 1, 0, 1020},
+        {"bind-range", 1, 0, 1021},
         {0, 0, 0, 0}};
     int o;
     md5_init_table();
@@ -2518,10 +2643,32 @@ int main(int argc, char **argv) {
         case 1015: cfg.stall_mss = atoi(optarg); break;
         case 1016: cfg.flood_bytes = atoi(optarg); break;
         case 1017: cfg.flood_rate = atof(optarg); break;
+        case 1018: parse_src_ips(optarg); break;
+        case 1019: {
+            char *save = NULL, *copy = strdup(optarg);
+            for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+                if (nsub_ports == MAX_DPORTS) die("--ports: at most %d", MAX_DPORTS);
+                int port = atoi(t);
+                if (port < 1 || port > 65535) die("--ports: bad port %s", t);
+                sub_ports[nsub_ports++] = port;
+            }
+            free(copy);
+            break;
+        }
+        case 1020: pub_port = atoi(optarg); break;
+        case 1021:
+            if (sscanf(optarg, "%d-%d", &bind_lo, &bind_hi) != 2 || bind_lo < 1024 ||
+                bind_hi > 65535 || bind_hi <= bind_lo)
+                die("--bind-range: LO-HI within 1024..65535");
+            break;
         default: usage();
         }
     }
+    if (!cfg.port && nsub_ports) cfg.port = sub_ports[0];
     if (!cfg.port) usage();
+    if (!pub_port) pub_port = cfg.port;
+    if (cfg.stall_at >= 0 && (nsrc || nsub_ports > 1 || pub_port != cfg.port))
+        die("--stalled/--stall-at: one source address and one port only (sock_diag lookup)");
     if (cfg.payload < 32 || cfg.payload > MAX_PAYLOAD)
         die("--payload must be 32..%d", MAX_PAYLOAD);
     if (scenario == SC_FANOUT && cfg.mode != MODE_NONE && cfg.pubs < 1)
@@ -2580,7 +2727,13 @@ int main(int argc, char **argv) {
         if (fscanf(pr, "%d %d", &port_lo, &port_hi) != 2 || port_hi <= port_lo) bind_ports = 0;
         fclose(pr);
     }
+    if (bind_lo) {
+        port_lo = bind_lo;
+        port_hi = bind_hi;
+        bind_ports = 1;
+    }
     port_cursor = (int)(rnd() % (uint32_t)(port_hi - port_lo + 1));
+    for (int i = 0; i < nsrc; i++) src_cursor[i] = (int)(rnd() % (uint32_t)(port_hi - port_lo + 1));
     snprintf(req_host_hdr, sizeof req_host_hdr, "%s:%d", cfg.host, cfg.port);
     srv_addr.sin_family = AF_INET;
     srv_addr.sin_port = htons((uint16_t)cfg.port);

@@ -31,6 +31,18 @@ Scenarios:
                their lost/dup, when and how the server dropped the stalled ones (4101), and the
                server's RSS at the stall, its peak and the end.
 
+Cluster scenarios (Redis, --redis-url; not in the default list, see docs/benchmarks.md):
+  cluster-fanout  fan-out max (and --cluster-fanout-rates) to S subscribers with the embedded
+               single process, `--workers 1` with Redis and `--workers 2`: deliveries/s, and the
+               CPU of the server processes (summed and each), redis-server and the generator.
+  cluster-latency  two `clarion serve` nodes on one Redis prefix; subscribers on node B,
+               triggers to node A at a fixed rate, against both on node B and the embedded
+               server: p50/p99/max, lost/dup.
+  cluster-connections  N idle subscribed connections to `--workers W`, from several generator
+               processes (each under the open-file limit, each with its own source address):
+               held, errors, setup rate, RSS per process and in all, Redis memory.
+Each cluster run uses its own Redis key prefix clarion-bench:<hex> and deletes its keys after.
+
 Example:  bench/build.sh && bench/run.py --repeat 3
 Only 127.0.0.1 is ever loaded; every run is bounded in count and time.
 """
@@ -38,14 +50,20 @@ Only 127.0.0.1 is ever loaded; every run is bounded in count and time.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import hashlib
+import hmac
+import http.client
 import json
 import os
 import platform
 import re
 import resource
+import secrets
 import selectors
 import shlex
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -56,6 +74,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -65,6 +84,8 @@ APP_ID, APP_KEY, APP_SECRET = "123456", "bench-key", "bench-secret"
 LISTENING = re.compile(r"listening on ws://127\.0\.0\.1:(\d+)")
 ALL_SCENARIOS = ("connections", "fanout-max", "fanout-rate", "http", "client-events",
                  "presence-churn", "conn-churn", "slow-consumer")  # fmt: skip
+# Need a Redis (--redis-url) and a server with the Redis backend: not in the default list.
+CLUSTER_SCENARIOS = ("cluster-fanout", "cluster-latency", "cluster-connections")
 # The server's line (INFO) when it closes a slow consumer, and its log time stamp.
 SLOW_CLOSE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) INFO .*closing a slow consumer")
 # The open-file limit here is 20,000 per process: 19,500 connections leave the server (and the
@@ -164,7 +185,9 @@ def _raise_nofile() -> None:
 
 
 class Server:
-    """One `clarion serve` on 127.0.0.1, an ephemeral port, pinned with taskset."""
+    """One `clarion serve` on 127.0.0.1, an ephemeral port, pinned with taskset (by default to
+    --server-core; `core=None`: not pinned). `extra_args` go after `serve` (the cluster
+    scenarios' `--workers N`)."""
 
     def __init__(
         self,
@@ -172,6 +195,8 @@ class Server:
         log_path: Path,
         extra_env: dict[str, str] | None = None,
         log_level: str | None = None,
+        extra_args: list[str] | None = None,
+        core: str | None = "default",
     ) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("CLARION_", "PUSHER_"))}
         env.update(
@@ -185,10 +210,12 @@ class Server:
         for item in args.server_env:
             key, _, value = item.partition("=")
             env[key] = value
+        if core == "default":
+            core = str(args.server_core)
         self.cmd = [
-            "taskset", "-c", str(args.server_core), str(args.clarion),
+            *(["taskset", "-c", core] if core is not None else []), str(args.clarion),
             "serve", "--host", "127.0.0.1", "--port", "0",
-            "--log-level", log_level or args.server_log_level,
+            "--log-level", log_level or args.server_log_level, *(extra_args or []),
         ]  # fmt: skip
         self.log_path = log_path
         self._log = open(log_path, "w")  # noqa: SIM115 - lives as long as the process
@@ -237,12 +264,13 @@ class Server:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def stop(self) -> int | None:
-        """SIGTERM (graceful shutdown), then SIGKILL after 20 s. Returns the exit status."""
+    def stop(self, timeout: float = 20.0) -> int | None:
+        """SIGTERM (graceful shutdown), then SIGKILL after `timeout` s. Returns the exit
+        status."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(timeout=20)
+                self.proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
@@ -301,9 +329,19 @@ class RssSampler:
 
 
 class LoadGen:
-    def __init__(self, args: argparse.Namespace, port: int, extra: list[str], log_path: Path):
+    def __init__(
+        self,
+        args: argparse.Namespace,
+        port: int,
+        extra: list[str],
+        log_path: Path,
+        core: str | None = "default",
+    ):
+        if core == "default":
+            core = str(args.gen_core)
         self.cmd = [
-            "taskset", "-c", str(args.gen_core), str(LOADGEN), "--port", str(port),
+            *(["taskset", "-c", core] if core is not None else []), str(LOADGEN),
+            "--port", str(port),
             "--app-id", APP_ID, "--key", APP_KEY, "--secret", APP_SECRET,
             "--payload", str(args.payload), "--concurrency", str(args.connect_concurrency),
             "--interactive", *extra,
@@ -474,6 +512,8 @@ def build_scenarios(args: argparse.Namespace) -> list[Scenario]:
                     {"window": args.churn_window},
                 )
             )  # fmt: skip
+        elif name in CLUSTER_SCENARIOS:
+            out += cluster_scenarios(args, name)
         else:
             raise SystemExit(f"unknown scenario {name!r}")
     return out
@@ -577,6 +617,8 @@ def slow_scenarios(args: argparse.Namespace, load: list[str]) -> list[Scenario]:
 
 
 def run_once(args: argparse.Namespace, sc: Scenario, rep: int, logdir: Path) -> dict[str, Any]:
+    if sc.kind in CLUSTER_KINDS:
+        return cluster_run_once(args, sc, rep, logdir)
     tag = re.sub(r"[^a-z0-9]+", "-", sc.name.lower()).strip("-") + f"-r{rep}"
     server = Server(args, logdir / f"{tag}.server.log", sc.env, sc.log_level)
     gen: LoadGen | None = None
@@ -647,6 +689,8 @@ def run_once(args: argparse.Namespace, sc: Scenario, rep: int, logdir: Path) -> 
 
 
 def metrics(sc: Scenario, r: dict[str, Any]) -> dict[str, float]:
+    if sc.kind in CLUSTER_KINDS:
+        return cluster_metrics(sc, r)
     if "failure" in r:
         return {}
     setup, load, srv = r["setup"], r["load"], r["server"]
@@ -799,6 +843,8 @@ def slow_outcomes(runs: list[dict[str, Any]]) -> str:
 
 def counters(sc: Scenario, r: dict[str, Any]) -> dict[str, int]:
     """Correctness counters, summed over repetitions."""
+    if sc.kind in CLUSTER_KINDS:
+        return cluster_counters(sc, r)
     c = {"failed_runs": int("failure" in r), "server_died": int(not r.get("server_alive_after"))}
     c["log_problems"] = len(r.get("server_log_problems", []))
     if "failure" in r:
@@ -925,14 +971,46 @@ SLOW_HEADER = (
     "| max kernel send queue KiB | server CPU % | gen CPU % | problems |"
     "\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 )
+CFANOUT_HEADER = (
+    "| scenario | processes | deliveries/s | triggers/s | backlog at the end: s (last after, ms) "
+    "| p50 / p99 / max ms | lost "
+    "| dup "
+    "| non-200 | CPU %: servers (per worker) | redis-server | generator | machine busy (of 200) "
+    "| other | subscribers per worker | server RSS MiB | Redis: this run's keys MiB at the end "
+    "| problems |"
+    "\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+)
+CLAT_HEADER = (
+    "| scenario | path | deliveries/s | triggers/s | backlog at the end: s (last after, ms) "
+    "| p50 ms | p99 ms | max ms | lost "
+    "| dup "
+    "| non-200 | CPU %: servers (node A ; node B) | redis-server | generator "
+    "| machine busy (of 200) | other | problems |"
+    "\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+)
+CCONN_HEADER = (
+    "| scenario | held / asked | setup conn/s (all generators) | setup s | connections per worker "
+    "| RSS MiB per worker after setup | RSS MiB all processes: before / after | RSS/conn KiB "
+    "| Redis used_memory delta MiB (B/conn) | prefix keys (MEMORY USAGE B/conn) "
+    "| setup CPU %: servers / redis / generators / other | idle hold CPU %: servers / redis "
+    "| pings answered | API subscription_count: held / after | generators gone: sockets released s "
+    "| SIGTERM -> all exited s | problems |"
+    "\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+)
+
+
 HEADERS = {
     "connections": CONN_HEADER,
+    "cfanout": CFANOUT_HEADER,
+    "clatency": CLAT_HEADER,
+    "cconns": CCONN_HEADER,
     "messages": MSG_HEADER,
     "client": CLIENT_HEADER,
     "presence": PRESENCE_HEADER,
     "churn": CHURN_HEADER,
     "slow": SLOW_HEADER,
 }
+CLUSTER_KINDS = ("cfanout", "clatency", "cconns")
 
 
 def roster_cell(runs: list[dict[str, Any]], mismatches: int) -> str:
@@ -950,6 +1028,8 @@ def roster_cell(runs: list[dict[str, Any]], mismatches: int) -> str:
 
 
 def row(sc: Scenario, runs: list[dict[str, Any]]) -> str:
+    if sc.kind in CLUSTER_KINDS:
+        return cluster_row(sc, runs)
     ms = [metrics(sc, r) for r in runs]
     ms = [m for m in ms if m]
     cs = [counters(sc, r) for r in runs]
@@ -1065,6 +1145,747 @@ def row(sc: Scenario, runs: list[dict[str, Any]]) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
+# ---- cluster (Redis) --------------------------------------------------------------------------
+#
+# cluster-fanout, cluster-latency and cluster-connections run Clarion as several processes that
+# share state and delivery through Redis (`--workers N` on one port, or separate `clarion serve`
+# nodes with the same --redis-prefix). Each run gets its own prefix `clarion-bench:<hex>`; its
+# keys are counted after the servers have shut down (what a clean shutdown left behind) and then
+# deleted. The driver never writes to Redis otherwise: INFO, DBSIZE, SCAN, MEMORY USAGE and
+# UNLINK of its own prefix only.
+
+
+class Redis:
+    """A minimal RESP2 client over one blocking socket (no dependency beyond the stdlib)."""
+
+    def __init__(self, url: str) -> None:
+        u = urlsplit(url)
+        if u.scheme != "redis" or u.hostname not in ("127.0.0.1", "localhost"):
+            raise SystemExit(f"--redis-url: only redis://127.0.0.1 is allowed, got {url!r}")
+        self.sock = socket.create_connection((u.hostname, u.port or 6379), timeout=30)
+        self.buf = b""
+        if u.password:
+            self.cmd("AUTH", *([u.username] if u.username else []), u.password)
+        db = (u.path or "/").strip("/")
+        if db and db != "0":
+            self.cmd("SELECT", db)
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def _line(self) -> bytes:
+        while b"\r\n" not in self.buf:
+            chunk = self.sock.recv(1 << 16)
+            if not chunk:
+                raise ConnectionError("redis closed the connection")
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def _exact(self, n: int) -> bytes:
+        while len(self.buf) < n + 2:
+            chunk = self.sock.recv(1 << 16)
+            if not chunk:
+                raise ConnectionError("redis closed the connection")
+            self.buf += chunk
+        data, self.buf = self.buf[:n], self.buf[n + 2 :]
+        return data
+
+    def _reply(self) -> Any:
+        line = self._line()
+        kind, rest = line[:1], line[1:]
+        if kind == b"+":
+            return rest.decode()
+        if kind == b"-":
+            raise RuntimeError(f"redis: {rest.decode(errors='replace')}")
+        if kind == b":":
+            return int(rest)
+        if kind == b"$":
+            n = int(rest)
+            return None if n < 0 else self._exact(n)
+        if kind == b"*":
+            n = int(rest)
+            return None if n < 0 else [self._reply() for _ in range(n)]
+        raise RuntimeError(f"redis: unexpected reply {line[:80]!r}")
+
+    @staticmethod
+    def _encode(parts: tuple[str | bytes, ...]) -> bytes:
+        out = [f"*{len(parts)}\r\n".encode()]
+        for p in parts:
+            b = p if isinstance(p, bytes) else str(p).encode()
+            out.append(b"$%d\r\n%s\r\n" % (len(b), b))
+        return b"".join(out)
+
+    def cmd(self, *parts: str | bytes) -> Any:
+        self.sock.sendall(self._encode(parts))
+        return self._reply()
+
+    def pipeline(self, cmds: list[tuple[str | bytes, ...]]) -> list[Any]:
+        out: list[Any] = []
+        for i in range(0, len(cmds), 1000):
+            batch = cmds[i : i + 1000]
+            self.sock.sendall(b"".join(self._encode(c) for c in batch))
+            out += [self._reply() for _ in batch]
+        return out
+
+    def info(self, section: str) -> dict[str, str]:
+        text = self.cmd("INFO", section).decode()
+        return dict(
+            line.split(":", 1) for line in text.splitlines() if ":" in line and line[0] != "#"
+        )
+
+    def cpu_s(self) -> float:
+        i = self.info("cpu")
+        return float(i["used_cpu_user"]) + float(i["used_cpu_sys"])
+
+    def used_memory(self) -> int:
+        return int(self.info("memory")["used_memory"])
+
+    def keys(self, prefix: str) -> list[bytes]:
+        """Every key under `<prefix>:` (the prefix is `clarion-bench:<hex>`: no glob chars)."""
+        out, cursor = [], b"0"
+        while True:
+            cursor, batch = self.cmd("SCAN", cursor, "MATCH", f"{prefix}:*", "COUNT", "1000")
+            out += batch
+            if cursor == b"0":
+                break
+        if self.cmd("EXISTS", prefix):
+            out.append(prefix.encode())
+        return sorted(set(out))
+
+    def memory_usage(self, keys: list[bytes]) -> int:
+        got = self.pipeline([("MEMORY", "USAGE", k, "SAMPLES", "0") for k in keys])
+        return sum(x or 0 for x in got)
+
+    def key_types(self, keys: list[bytes]) -> dict[str, int]:
+        types: dict[str, int] = {}
+        for t in self.pipeline([("TYPE", k) for k in keys]):
+            types[t] = types.get(t, 0) + 1
+        return types
+
+    def delete(self, keys: list[bytes]) -> int:
+        return sum(self.pipeline([("UNLINK", k) for k in keys]))
+
+
+API_ERRORS: list[str] = []  # what went wrong with api_subscription_count, for the JSON
+
+
+def api_subscription_count(port: int, channel: str = "bench") -> int:
+    """The channel's subscription_count from a signed `GET /apps/{id}/channels/{channel}`
+    (reference 5.2) on a new connection, so with --workers any worker may answer it; -1 on an
+    error (noted in API_ERRORS). An unoccupied channel counts 0."""
+    path = f"/apps/{APP_ID}/channels/{channel}"
+    query = f"auth_key={APP_KEY}&auth_timestamp={int(time.time())}&auth_version=1.0"
+    query += "&info=subscription_count"
+    sig = hmac.new(APP_SECRET.encode(), f"GET\n{path}\n{query}".encode(), hashlib.sha256)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request("GET", f"{path}?{query}&auth_signature={sig.hexdigest()}")
+        resp = conn.getresponse()
+        body = json.loads(resp.read() or b"{}")
+        if resp.status != 200:
+            API_ERRORS.append(f"{resp.status} {body}"[:300])
+            return -1
+        return int(body.get("subscription_count", 0)) if body.get("occupied") else 0
+    except (OSError, ValueError) as error:
+        API_ERRORS.append(f"{type(error).__name__}: {error}"[:300])
+        return -1
+    finally:
+        conn.close()
+
+
+def tree_pids(root: int) -> list[int]:
+    """`root` and all its descendants (the `--workers` supervisor and its children)."""
+    children: dict[int, list[int]] = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(d))
+    out, i = [root], 0
+    while i < len(out):
+        out += sorted(children.get(out[i], []))
+        i += 1
+    return out
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def socket_fds(pid: int) -> int:
+    """Open sockets of a process (its connections, listening socket and Redis clients)."""
+    n = 0
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                if os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:"):
+                    n += 1
+            except OSError:
+                pass
+    except OSError:
+        return -1
+    return n
+
+
+def machine_times() -> tuple[int, int]:
+    """(busy, total) jiffies over all CPUs (/proc/stat "cpu" line; busy as in core_times)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    user, nice, system, idle, iowait, irq, softirq, steal = v[:8]
+    busy = user + nice + system + irq + softirq + steal
+    return busy, busy + idle + iowait
+
+
+@dataclass
+class Snap:
+    t: float
+    procs: dict[int, tuple[float, int, float]]  # pid -> (cpu s, RSS KiB, run-queue wait s)
+    gens: dict[int, float]  # generator pid -> cpu s
+    machine: tuple[int, int]
+    redis_cpu_s: float
+    redis_mem: int
+    sockets: dict[int, int] = field(default_factory=dict)
+
+
+def snap(pids: list[int], gen_pids: list[int], redis: Redis | None, socks: bool = False) -> Snap:
+    procs = {}
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            procs[pid] = (proc_cpu_s(pid), proc_rss_kb(pid), proc_runq_wait_s(pid))
+    gens = {}
+    for pid in gen_pids:
+        with contextlib.suppress(OSError):
+            gens[pid] = proc_cpu_s(pid)
+    return Snap(
+        time.monotonic(),
+        procs,
+        gens,
+        machine_times(),
+        redis.cpu_s() if redis else float("nan"),
+        redis.used_memory() if redis else -1,
+        {pid: socket_fds(pid) for pid in pids} if socks else {},
+    )
+
+
+def window(a: Snap, b: Snap) -> dict[str, Any]:
+    """CPU between two snapshots, in % of one core (the machine's 2 cores: 200 %)."""
+    wall = b.t - a.t
+    busy = (b.machine[0] - a.machine[0]) / CLK_TCK
+    per = {
+        pid: 100 * (b.procs[pid][0] - a.procs[pid][0]) / wall for pid in b.procs if pid in a.procs
+    }
+    wait = {
+        pid: 100 * (b.procs[pid][2] - a.procs[pid][2]) / wall for pid in b.procs if pid in a.procs
+    }
+    gens = sum(b.gens[p] - a.gens[p] for p in b.gens if p in a.gens)
+    srv = sum(per.values()) * wall / 100
+    redis = b.redis_cpu_s - a.redis_cpu_s
+    ncpu = os.cpu_count() or 1
+    return {
+        "wall_s": wall,
+        "server_pct": {str(p): round(v, 3) for p, v in per.items()},
+        "server_wait_pct": {str(p): round(v, 3) for p, v in wait.items()},
+        "servers_pct": 100 * srv / wall,
+        "redis_pct": 100 * redis / wall,
+        "gen_pct": 100 * gens / wall,
+        # busy jiffies over all CPUs, as % of one core; "other" is what no process of this
+        # run accounts for: other processes (other Redis clients' share is inside redis_pct),
+        # and softirq/kernel work charged to no process.
+        "machine_pct": 100 * busy / wall,
+        "ncpu": ncpu,
+        "other_pct": 100 * (busy - srv - redis - gens) / wall,
+    }
+
+
+def rss_map(s: Snap) -> dict[str, int]:
+    return {str(pid): v[1] for pid, v in s.procs.items()}
+
+
+class Node:
+    """One `clarion serve` for a cluster scenario: embedded (no Redis) or a Redis node, with
+    `--workers N` or without; its process tree (the supervisor and its workers)."""
+
+    def __init__(
+        self,
+        args: argparse.Namespace,
+        log_path: Path,
+        redis_env: dict[str, str] | None,
+        workers: int,
+        core: str | None,
+    ) -> None:
+        extra = ["--workers", str(workers)] if workers else []
+        self.server = Server(args, log_path, redis_env, None, extra, core)
+        self.port = self.server.port
+        self.workers = workers
+        self.pids = [self.server.pid]
+
+    def settle(self, timeout: float = 15.0) -> None:
+        """Wait until the supervisor has all its workers (the listening line may come first)."""
+        deadline = time.monotonic() + timeout
+        want = 1 + self.workers if self.workers > 1 else 1  # --workers 1: no supervisor
+        while True:
+            self.pids = tree_pids(self.server.pid)
+            if len(self.pids) >= want or time.monotonic() > deadline:
+                return
+            time.sleep(0.2)
+
+    def worker_pids(self) -> list[int]:
+        """The processes that serve connections: the children of a --workers supervisor (the
+        supervisor itself if it has none)."""
+        return self.pids[1:] if len(self.pids) > 1 else self.pids
+
+    def stop(self, timeout: float) -> dict[str, Any]:
+        """SIGTERM to the supervisor; SIGKILL after `timeout` s. Workers still alive 10 s
+        after their supervisor exited are reported as orphans and killed (ours, by pid)."""
+        pids = tree_pids(self.server.pid) if self.server.alive() else self.pids
+        t0 = time.monotonic()
+        status = self.server.stop(timeout)
+        stop_s = time.monotonic() - t0
+        deadline = time.monotonic() + 10
+        while any(pid_alive(p) for p in pids[1:]) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        workers_s = time.monotonic() - t0
+        left = [p for p in pids[1:] if pid_alive(p)]
+        for pid in left:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        return {"exit": status, "orphans": left, "stop_s": round(stop_s, 2),
+                "all_gone_s": round(workers_s, 2)}  # fmt: skip
+
+
+def cluster_scenarios(args: argparse.Namespace, name: str) -> list[Scenario]:
+    load = ["--duration", str(args.duration), "--warmup", str(args.warmup),
+            "--drain", str(args.drain)]  # fmt: skip
+    out = []
+    if name == "cluster-fanout":
+        pin = args.cluster_fanout_pin
+        for s in args.fanout_subs:
+            # the closed loop (max rate), then each fixed rate of --cluster-fanout-rates
+            for rate in [0, *args.cluster_fanout_rates]:
+                for w in args.cluster_workers:
+                    topo = "embedded, no Redis" if w == 0 else f"--workers {w} + Redis"
+                    how = (["--mode", "closed", "--depth", str(args.depth)] if not rate
+                           else ["--mode", "rate", "--rate", repr(rate / s)])  # fmt: skip
+                    gen = ["--subs", str(s), "--pubs", str(args.publishers), *how, *load]
+                    params = {
+                        "nodes": [w], "redis": w > 0, "pin": pin, "subs": s, "sub_node": 0,
+                        "pub_node": 0, "gens": [gen], "topo": topo, "workers": w,
+                        "pubs": args.publishers, "depth": args.depth, "rate": rate,
+                    }  # fmt: skip
+                    what = "max" if not rate else f"{rate:,} deliv/s"
+                    name_ = f"cluster fan-out {what}, {s} subs, {topo}"
+                    out.append(Scenario(name_, "cfanout", s, gen, params))
+    elif name == "cluster-latency":
+        pin = args.cluster_latency_pin
+        for s in args.cluster_lat_subs:
+            rate = args.cluster_lat_deliveries / s
+            gen = ["--subs", str(s), "--pubs", str(args.publishers), "--mode", "rate",
+                   "--rate", repr(rate), *load]  # fmt: skip
+            for path in args.cluster_lat_paths:
+                if path == "embedded":
+                    nodes, sub, pub, redis = [0], 0, 0, False
+                    what = "embedded single process (no Redis): subscribers and triggers on it"
+                elif path == "same":
+                    nodes, sub, pub, redis = [0, 0], 1, 1, True
+                    what = "same node: subscribers and triggers on node B (node A idle)"
+                elif path == "both":
+                    nodes, sub, pub, redis = [0, 0], -1, 0, True
+                    what = ("subscribers half on node A, half on node B, triggers to node A "
+                            "(p50/p99/max: all; per node in the notes)")  # fmt: skip
+                else:
+                    nodes, sub, pub, redis = [0, 0], 1, 0, True
+                    what = "cross-node: subscribers on node B, triggers to node A"
+                params = {
+                    "nodes": nodes, "redis": redis, "pin": pin, "subs": s, "sub_node": sub,
+                    "pub_node": pub, "gens": [gen], "path": path, "what": what, "rate": rate,
+                    "pubs": args.publishers,
+                }  # fmt: skip
+                out.append(
+                    Scenario(
+                        f"cluster latency {args.cluster_lat_deliveries:,} deliv/s, {s} subs, "
+                        f"{path}",
+                        "clatency",
+                        s,
+                        gen,
+                        params,
+                    )
+                )
+    elif name == "cluster-connections":
+        total, per = args.cluster_conns, args.cluster_conns_per_gen
+        ngens = -(-total // per)
+        lo, hi = args.cluster_src_ports
+        gens = []
+        for i in range(ngens):
+            n = total // ngens + (1 if i < total % ngens else 0)
+            # Source ports below ip_local_port_range (see loadgen's --bind-range), each address
+            # using at most 90 % of them; every generator has its own addresses.
+            k = -(-n // int(0.9 * (hi - lo + 1)))
+            gens.append(["--subs", str(n), "--mode", "none", "--setup-timeout", "300",
+                         "--duration", str(args.conn_hold), "--src-ips", f"127.0.{10 + i}.1+{k}",
+                         "--bind-range", f"{lo}-{hi}"])  # fmt: skip
+        w = args.cluster_conn_workers
+        params = {
+            "nodes": [w], "redis": True, "pin": "none", "subs": total, "sub_node": 0,
+            "pub_node": 0, "gens": gens, "workers": w, "hold": args.conn_hold,
+            "ngens": ngens,
+        }  # fmt: skip
+        out.append(
+            Scenario(
+                f"cluster connections N={total}, --workers {w}, {ngens} generators",
+                "cconns",
+                total,
+                gens[0],
+                params,
+            )
+        )
+    return out
+
+
+def cluster_run_once(
+    args: argparse.Namespace, sc: Scenario, rep: int, logdir: Path
+) -> dict[str, Any]:
+    tag = re.sub(r"[^a-z0-9]+", "-", sc.name.lower()).strip("-") + f"-r{rep}"
+    p = sc.params
+    prefix = f"clarion-bench:{secrets.token_hex(6)}"
+    split = p["pin"] == "split"
+    server_core = str(args.server_core) if split else None
+    gen_core = str(args.gen_core) if split else None
+    result: dict[str, Any] = {"scenario": sc.name, "rep": rep, "params": p, "pin": p["pin"]}
+    with open("/proc/loadavg") as f:  # how busy the machine was before this run
+        result["loadavg_before"] = f.read().split()[:3]
+    redis: Redis | None = None
+    nodes: list[Node] = []
+    gens: list[LoadGen] = []
+    try:
+        redis = Redis(args.redis_url)
+        env = {"CLARION_REDIS_URL": args.redis_url, "CLARION_REDIS_PREFIX": prefix}
+        result["redis_prefix"] = prefix if p["redis"] else None
+        for i, w in enumerate(p["nodes"]):
+            node = Node(args, logdir / f"{tag}.node{'AB'[i]}.log", env if p["redis"] else None,
+                        w, server_core)  # fmt: skip
+            nodes.append(node)
+        for node in nodes:
+            node.settle()
+        result["server_cmds"] = [n.server.cmd for n in nodes]
+        result["server_env"] = env if p["redis"] else {}
+        result["node_pids"] = [n.pids for n in nodes]
+        time.sleep(args.server_settle)
+        for node in nodes:  # a worker may have been replaced meanwhile
+            node.settle(0)
+        pids = [pid for n in nodes for pid in n.pids]
+        result["node_pids"] = [n.pids for n in nodes]
+        s0 = snap(pids, [], redis, socks=True)
+        sub_port, pub_port = nodes[max(0, p["sub_node"])].port, nodes[p["pub_node"]].port
+        spread_ports = []  # subscribers on every node: --ports, round robin
+        if p["sub_node"] < 0:
+            spread_ports = ["--ports", ",".join(str(n.port) for n in nodes)]
+        for i, gen_args in enumerate(p["gens"]):
+            extra = [*gen_args, *spread_ports, "--pub-port", str(pub_port)]
+            gens.append(LoadGen(args, sub_port, extra, logdir / f"{tag}.loadgen{i}.log", gen_core))
+        result["gen_cmds"] = [g.cmd for g in gens]
+        gen_pids = [g.pid for g in gens]
+        setups = [g.expect("SETUP", timeout=330) for g in gens]
+        s1 = snap(pids, gen_pids, redis)
+        time.sleep(args.rss_settle if sc.kind == "cconns" else 0.2)
+        s1b = snap(pids, gen_pids, redis, socks=True)
+        if sc.kind == "cconns":  # what the cluster reports: any worker must see them all
+            API_ERRORS.clear()
+            result["api_count_held"] = [api_subscription_count(sub_port) for _ in range(3)]
+            result["api_errors"] = list(API_ERRORS)
+        if p["redis"] and sc.kind == "cconns":
+            keys = redis.keys(prefix)
+            result["prefix_keys"] = len(keys)
+            result["prefix_key_types"] = redis.key_types(keys)
+            result["prefix_key_bytes"] = redis.memory_usage(keys)
+        for g in gens:
+            g.proceed()
+        s2 = snap(pids, gen_pids, redis)
+        loads = [
+            g.expect("RESULT", timeout=max(args.duration, args.conn_hold) + args.drain + 60)
+            for g in gens
+        ]
+        s3 = snap(pids, gen_pids, redis)
+        if p["redis"]:  # what the run keeps in Redis at its end (the bus stream among it)
+            keys = redis.keys(prefix)
+            result["end_keys"] = len(keys)
+            result["end_key_types"] = redis.key_types(keys)
+            result["end_key_bytes"] = redis.memory_usage(keys)
+            result["end_redis_mem"] = redis.used_memory()
+        for g in gens:
+            g.proceed()
+        result["gen_status"] = [g.finish() for g in gens]
+        gens = []
+        if sc.kind == "cconns":  # how long the servers take to let go of the closed sockets
+            t0, base = time.monotonic(), sum(s0.sockets.values())
+            while time.monotonic() - t0 < 60:
+                now = sum(max(0, socket_fds(pid)) for pid in pids)
+                if now <= base + 10:
+                    break
+                time.sleep(0.5)
+            result["release_s"] = round(time.monotonic() - t0, 2)
+            result["release_left"] = now - base
+            # then until the cluster's count is back to 0 (at most 30 s)
+            API_ERRORS.clear()
+            result["api_count_after"] = [api_subscription_count(sub_port) for _ in range(3)]
+            t1 = time.monotonic()
+            while any(x != 0 for x in result["api_count_after"]) and time.monotonic() - t1 < 30:
+                time.sleep(0.5)
+                result["api_count_after"] = [api_subscription_count(sub_port) for _ in range(3)]
+            result["api_zero_s"] = round(time.monotonic() - t0, 2)
+            result["api_errors"] = result.get("api_errors", []) + API_ERRORS[:10]
+        result.update(setups=setups, loads=loads)
+        result["setup_cpu"] = window(s0, s1)
+        # the generators started after s0: their CPU for the setup is their own figure
+        gen_setup = 100 * sum(x["gen_cpu_s"] for x in setups) / result["setup_cpu"]["wall_s"]
+        result["setup_cpu"]["gen_pct"] = gen_setup
+        result["setup_cpu"]["other_pct"] -= gen_setup
+        result["load_cpu"] = window(s2, s3)
+        result["rss_before_kb"] = rss_map(s0)
+        result["rss_after_setup_kb"] = rss_map(s1b)
+        result["rss_after_load_kb"] = rss_map(s3)
+        result["sockets_before"] = {str(k): v for k, v in s0.sockets.items()}
+        result["sockets_after_setup"] = {str(k): v for k, v in s1b.sockets.items()}
+        result["redis_mem_before"] = s0.redis_mem
+        result["redis_mem_after_setup"] = s1b.redis_mem
+        result["server_alive_after"] = all(n.server.alive() for n in nodes)
+        result["workers_alive_after"] = all(pid_alive(pid) for pid in pids)
+    except Exception as error:  # a failed run is reported, not fatal
+        result["failure"] = f"{type(error).__name__}: {error}"
+        result["server_alive_after"] = all(n.server.alive() for n in nodes)
+    finally:
+        for g in gens:
+            g.finish()
+        result["stops"] = [n.stop(args.cluster_stop_timeout) for n in nodes]
+        result["server_log_problems"] = [x for n in nodes for x in n.server.log_problems()][:20]
+        result["server_logs"] = [str(n.server.log_path) for n in nodes]
+        if redis is not None:
+            try:
+                if p["redis"]:
+                    left = redis.keys(prefix)
+                    # the bus stream is kept by design (capped history for nodes that come back)
+                    result["bus_left"] = f"{prefix}:bus".encode() in left
+                    result["keys_left"] = len(left) - result["bus_left"]
+                    result["keys_left_sample"] = [k.decode(errors="replace") for k in left[:10]]
+                    redis.delete(left)
+                    result["keys_left_after_delete"] = len(redis.keys(prefix))
+            finally:
+                redis.close()
+    return result
+
+
+def _sum(loads: list[dict[str, Any]], key: str) -> float:
+    return float(sum(x.get(key, 0) for x in loads))
+
+
+def cluster_metrics(sc: Scenario, r: dict[str, Any]) -> dict[str, float]:
+    if "failure" in r:
+        return {}
+    m: dict[str, float] = {}
+    setups, loads = r["setups"], r["loads"]
+    if sc.kind in ("cfanout", "clatency"):
+        ld, cpu = loads[0], r["load_cpu"]
+        m["deliveries_per_s"] = ld["deliveries_per_s"]
+        m["triggers_per_s"] = ld["triggers_per_s"]
+        m["p50"], m["p99"], m["max"] = ld["lat_p50_ms"], ld["lat_p99_ms"], ld["lat_max_ms"]
+        for k in ("servers_pct", "redis_pct", "gen_pct", "machine_pct", "other_pct"):
+            m[k] = cpu[k]
+        m["server_rss_mib"] = sum(r["rss_after_load_kb"].values()) / 1024
+        m["end_key_mib"] = r.get("end_key_bytes", float("nan")) / 2**20
+        # What was still to deliver when the load stopped, in seconds of the measured rate, and
+        # the time from the end of the load to the last delivery: a rate the servers sustain
+        # leaves about one latency's worth; a backlog that grew through the run leaves more
+        # (it is delivered during the drain: it counts for loss, not for deliveries/s).
+        rate = ld["deliveries_per_s"]
+        m["backlog_s"] = ld["deliveries_after_end"] / rate if rate else float("nan")
+        m["last_ms"] = ld["last_delivery_after_end_ms"]
+        return m
+    # cconns
+    ok = _sum(setups, "subs_ok")
+    t0 = min(x["t0_mono_ns"] for x in setups)
+    t1 = max(x["t_last_mono_ns"] for x in setups)
+    m["ok"] = ok
+    m["setup_s"] = (t1 - t0) / 1e9
+    m["setup_rate"] = ok / m["setup_s"] if t1 > t0 else float("nan")
+    before, after = r["rss_before_kb"], r["rss_after_setup_kb"]
+    m["rss_before_mib"] = sum(before.values()) / 1024
+    m["rss_after_mib"] = sum(after.values()) / 1024
+    m["rss_per_conn_kib"] = (
+        (sum(after.values()) - sum(before.values())) / ok if ok else float("nan")
+    )
+    m["redis_mem_delta_mib"] = (r["redis_mem_after_setup"] - r["redis_mem_before"]) / 2**20
+    m["redis_b_per_conn"] = (
+        (r["redis_mem_after_setup"] - r["redis_mem_before"]) / ok if ok else float("nan")
+    )
+    m["prefix_keys"] = r.get("prefix_keys", float("nan"))
+    m["prefix_b_per_conn"] = r.get("prefix_key_bytes", float("nan")) / ok if ok else float("nan")
+    m["setup_servers_pct"] = r["setup_cpu"]["servers_pct"]
+    m["setup_redis_pct"] = r["setup_cpu"]["redis_pct"]
+    m["setup_gen_pct"] = r["setup_cpu"]["gen_pct"]
+    m["setup_other_pct"] = r["setup_cpu"]["other_pct"]
+    m["idle_servers_pct"] = r["load_cpu"]["servers_pct"]
+    m["idle_redis_pct"] = r["load_cpu"]["redis_pct"]
+    m["pings"] = _sum(loads, "pings_answered")
+    m["release_s"] = r.get("release_s", float("nan"))
+    m["stop_s"] = max((x["all_gone_s"] for x in r.get("stops", [])), default=float("nan"))
+    return m
+
+
+def cluster_counters(sc: Scenario, r: dict[str, Any]) -> dict[str, int]:
+    c = {"failed_runs": int("failure" in r), "server_died": int(not r.get("server_alive_after"))}
+    c["log_problems"] = len(r.get("server_log_problems", []))
+    c["orphans"] = sum(len(s["orphans"]) for s in r.get("stops", []))
+    c["bad_exit"] = sum(1 for s in r.get("stops", []) if s["exit"] not in (0, None))
+    if "failure" in r:
+        return c
+    c["worker_died"] = int(not r.get("workers_alive_after", True))
+    setups, loads = r["setups"], r["loads"]
+    c["setup_failed"] = int(_sum(setups, "subs_failed") + _sum(setups, "pubs_failed"))
+    c["setup_timed_out"] = int(_sum(setups, "timed_out"))
+    c["bind_fallbacks"] = int(_sum(setups, "bind_fallbacks"))
+    c["closed"] = int(_sum(loads, "sub_closed") + _sum(loads, "pub_closed"))
+    c["pusher_errors"] = int(_sum(loads, "pusher_errors"))
+    c["connect_errors"] = int(
+        sum(sum(x["connect_errors"].values()) for x in setups)
+        + sum(sum(x["connect_errors"].values()) for x in loads)
+    )
+    if sc.kind == "cconns":
+        ok = int(_sum(setups, "subs_ok"))
+        c["api_count_wrong"] = sum(1 for x in r.get("api_count_held", []) if x != ok)
+        c["api_count_left"] = sum(1 for x in r.get("api_count_after", []) if x != 0)
+        c["sockets_not_released"] = int(r.get("release_left", 0) > 0)
+    if sc.kind in ("cfanout", "clatency"):
+        c["lost"] = int(_sum(loads, "lost"))
+        c["dup"] = int(_sum(loads, "dup"))
+        c["non200"] = int(_sum(loads, "status_other") + _sum(loads, "unanswered"))
+        c["unexpected"] = int(
+            _sum(loads, "unexpected") + _sum(loads, "unparsed") + _sum(loads, "fragmented")
+        )
+        c["seq_exhausted"] = int(_sum(loads, "seq_exhausted"))
+    return c
+
+
+def spread(r: dict[str, Any], node: int = 0) -> str:
+    """Connections each serving process holds: its sockets after setup minus before."""
+    if "failure" in r:
+        return "-"
+    pids = r["node_pids"][node]
+    pids = pids[1:] if len(pids) > 1 else pids
+    b, a = r["sockets_before"], r["sockets_after_setup"]
+    return " / ".join(f"{a.get(str(p), 0) - b.get(str(p), 0):,}" for p in pids)
+
+
+def per_proc_cpu(r: dict[str, Any]) -> str:
+    if "failure" in r:
+        return "-"
+    per = r["load_cpu"]["server_pct"]
+    groups = []
+    for pids in r["node_pids"]:
+        shown = pids[1:] if len(pids) > 1 else pids
+        text = "+".join(f"{per.get(str(p), float('nan')):.0f}" for p in shown)
+        if len(pids) > 1:  # the supervisor's own share
+            text += f" (sup {per.get(str(pids[0]), float('nan')):.0f})"
+        groups.append(text)
+    return " ; ".join(groups)
+
+
+def counts(values: list[int]) -> str:
+    """Answers of repeated API queries: "60,000 (3x)" when they agree."""
+    if not values:
+        return "-"
+    if len(set(values)) == 1:
+        return f"{values[0]:,} ({len(values)}x)"
+    return ", ".join(f"{v:,}" for v in values)
+
+
+def cluster_row(sc: Scenario, runs: list[dict[str, Any]]) -> str:
+    ms = [m for m in (cluster_metrics(sc, r) for r in runs) if m]
+    total: dict[str, int] = {}
+    for c in (cluster_counters(sc, r) for r in runs):
+        for k, v in c.items():
+            total[k] = total.get(k, 0) + v
+    good = [r for r in runs if "failure" not in r]
+    last = good[-1] if good else runs[-1]
+    keys_left = sum(r.get("keys_left", 0) for r in runs)
+
+    def g(key: str) -> float:
+        return med([m[key] for m in ms]) if ms else float("nan")
+
+    probs = problems_cell(total)
+    if keys_left:
+        probs += f"; {keys_left} prefix keys besides the bus stream left after shutdown"
+    if sc.kind == "cfanout":
+        w = sc.params["workers"]
+        procs = "1 (embedded)" if w == 0 else f"{w} (--workers {w}, Redis)"
+        rss_list = (
+            " / ".join(f"{v / 1024:.0f}" for v in last["rss_after_load_kb"].values())
+            if "rss_after_load_kb" in last
+            else "-"
+        )
+        cells = [
+            f"fan-out {'max' if not sc.params['rate'] else format(sc.params['rate'], ',')}"
+            f"{' deliv/s' if sc.params['rate'] else ''}, {sc.subs:,} subs", procs,
+            fmt(g("deliveries_per_s")), fmt(g("triggers_per_s"), 1),
+            f"{fmt(g('backlog_s'), 2)} ({fmt(g('last_ms'))})",
+            f"{fmt(g('p50'), 2)} / {fmt(g('p99'), 2)} / {fmt(g('max'), 2)}",
+            str(total.get("lost", "-")), str(total.get("dup", "-")),
+            str(total.get("non200", "-")),
+            f"{fmt(g('servers_pct'))} ({per_proc_cpu(last)})", fmt(g("redis_pct")),
+            fmt(g("gen_pct")), fmt(g("machine_pct")), fmt(g("other_pct")), spread(last),
+            f"{fmt(g('server_rss_mib'), 1)} ({rss_list})",
+            fmt(g("end_key_mib"), 1) if sc.params["workers"] else "-", probs,
+        ]  # fmt: skip
+    elif sc.kind == "clatency":
+        what = sc.params["what"]
+        by_port = last.get("loads", [{}])[0].get("lat_by_port") if "loads" in last else None
+        if by_port:  # per node, the last run: in node order (A, B)
+            what += ": " + "; ".join(
+                f"node {'AB'[i]} {v['p50_ms']:.2f} / {v['p99_ms']:.2f} / {v['max_ms']:.2f}"
+                for i, v in enumerate(by_port.values())
+            )
+        cells = [
+            sc.name, what, fmt(g("deliveries_per_s")), fmt(g("triggers_per_s"), 1),
+            f"{fmt(g('backlog_s'), 2)} ({fmt(g('last_ms'))})",
+            fmt(g("p50"), 2), fmt(g("p99"), 2), fmt(g("max"), 2),
+            str(total.get("lost", "-")), str(total.get("dup", "-")),
+            str(total.get("non200", "-")), f"{fmt(g('servers_pct'))} ({per_proc_cpu(last)})",
+            fmt(g("redis_pct")), fmt(g("gen_pct")), fmt(g("machine_pct")), fmt(g("other_pct")),
+            probs,
+        ]  # fmt: skip
+    else:
+        pids = last.get("node_pids", [[0]])[0]
+        pids = pids[1:] if len(pids) > 1 else pids
+        after = last.get("rss_after_setup_kb", {})
+        rss_w = " / ".join(f"{after.get(str(p), 0) / 1024:.1f}" for p in pids)
+        if len(last.get("node_pids", [[0]])[0]) > 1:
+            sup = last["node_pids"][0][0]
+            rss_w += f" (supervisor {after.get(str(sup), 0) / 1024:.1f})"
+        cells = [
+            sc.name, f"{fmt(g('ok'))} / {sc.subs:,}", fmt(g("setup_rate")), fmt(g("setup_s"), 2),
+            spread(last), rss_w,
+            f"{fmt(g('rss_before_mib'), 1)} / {fmt(g('rss_after_mib'), 1)}",
+            fmt(g("rss_per_conn_kib"), 2),
+            f"{fmt(g('redis_mem_delta_mib'), 1)} ({fmt(g('redis_b_per_conn'))})",
+            f"{fmt(g('prefix_keys'))} ({fmt(g('prefix_b_per_conn'))})",
+            f"{fmt(g('setup_servers_pct'))} / {fmt(g('setup_redis_pct'))} / "
+            f"{fmt(g('setup_gen_pct'))} / {fmt(g('setup_other_pct'))}",
+            f"{fmt(g('idle_servers_pct'), 1)} / {fmt(g('idle_redis_pct'), 1)} "
+            f"({sc.params['hold']:g} s)",
+            fmt(g("pings")),
+            f"{counts(last.get('api_count_held', []))} / {counts(last.get('api_count_after', []))}",
+            fmt(g("release_s"), 1), fmt(g("stop_s"), 1), probs,
+        ]  # fmt: skip
+    return "| " + " | ".join(cells) + " |"
+
+
 def parse_list(text: str) -> list[int]:
     return [int(x) for x in text.split(",") if x]
 
@@ -1077,7 +1898,8 @@ def main() -> int:
         "--scenarios",
         default=",".join(ALL_SCENARIOS),
         type=lambda s: s.split(","),
-        help=f"comma-separated: {', '.join(ALL_SCENARIOS)} [all]",
+        help=f"comma-separated: {', '.join(ALL_SCENARIOS)} [all]; also (not by default) "
+        f"{', '.join(CLUSTER_SCENARIOS)}",
     )
     p.add_argument("--repeat", "-R", type=int, default=3, help="runs per scenario [3]")
     p.add_argument(
@@ -1249,6 +2071,97 @@ def main() -> int:
         "max_pending fill within the run; 0: none [64]",
     )
     g.add_argument("--slow-flood-rate", type=float, default=40.0, help="flood events/s [40]")
+    g = p.add_argument_group("cluster (Redis)")
+    g.add_argument(
+        "--redis-url",
+        default="redis://127.0.0.1:6379/0",
+        help="Redis the cluster nodes share; each run uses its own prefix clarion-bench:<hex> "
+        "and deletes its keys afterwards [redis://127.0.0.1:6379/0]",
+    )
+    g.add_argument(
+        "--cluster-workers",
+        type=parse_list,
+        default=[0, 1, 2],
+        help="cluster-fanout: one row per entry: 0 = embedded single process (no Redis), "
+        "N = `--workers N` with Redis [0,1,2]",
+    )
+    g.add_argument(
+        "--cluster-fanout-rates",
+        type=parse_list,
+        default=[],
+        help="cluster-fanout: also fixed-rate rows at these deliveries/s (triggers/s = this "
+        "/ subs), e.g. 200000,300000: whether a rate is sustained shows in the kept-up column "
+        "and p99 [none]",
+    )
+    g.add_argument(
+        "--cluster-fanout-pin",
+        choices=("none", "split"),
+        default="none",
+        help="cluster-fanout: none = nothing pinned (servers, generator and Redis share both "
+        "cores); split = every server process on --server-core, the generator on --gen-core "
+        "[none]",
+    )
+    g.add_argument(
+        "--cluster-latency-pin",
+        choices=("none", "split"),
+        default="split",
+        help="cluster-latency: split = both nodes on --server-core, the generator on "
+        "--gen-core (Redis, shared, is never pinned); none = nothing pinned [split]",
+    )
+    g.add_argument(
+        "--cluster-lat-subs",
+        type=parse_list,
+        default=[100, 1000],
+        help="cluster-latency: subscriber counts [100,1000]",
+    )
+    g.add_argument(
+        "--cluster-lat-deliveries",
+        type=int,
+        default=50000,
+        help="cluster-latency: deliveries/s (triggers/s = this / subs) [50000]",
+    )
+    g.add_argument(
+        "--cluster-lat-paths",
+        type=lambda t: t.split(","),
+        default=["cross", "same", "embedded", "both"],
+        help="cluster-latency rows: cross (subscribers on node B, triggers to node A), same "
+        "(both on node B), embedded (one process, no Redis), both (subscribers half on each "
+        "node, triggers to node A) [cross,same,embedded,both]",
+    )
+    g.add_argument(
+        "--cluster-conns",
+        type=int,
+        default=60000,
+        help="cluster-connections: subscribed idle connections in all [60000]",
+    )
+    g.add_argument(
+        "--cluster-conns-per-gen",
+        type=int,
+        default=15000,
+        help=f"cluster-connections: at most this many per generator process, each with its "
+        f"own source addresses 127.0.<10+i>.1, .2, ... (<= {MAX_CONNS}) [15000]",
+    )
+    g.add_argument(
+        "--cluster-src-ports",
+        type=lambda t: tuple(int(x) for x in t.split("-")),
+        default=(24000, 31999),
+        help="cluster-connections: the source ports the generators bind, LO-HI; keep them "
+        "below ip_local_port_range (32768-60999 here): explicitly bound ports inside it are "
+        "taken out of every other process's connect() [24000-31999]",
+    )
+    g.add_argument(
+        "--cluster-stop-timeout",
+        type=float,
+        default=60.0,
+        help="seconds a cluster server gets after SIGTERM before SIGKILL; the time it took is "
+        "in the JSON (stops) [60]",
+    )
+    g.add_argument(
+        "--cluster-conn-workers",
+        type=int,
+        default=4,
+        help="cluster-connections: `clarion serve --workers N` [4]",
+    )
     p.add_argument("--duration", type=float, default=8.0, help="seconds of load per run [8]")
     p.add_argument(
         "--warmup",
@@ -1292,6 +2205,15 @@ def main() -> int:
 
     if any(n > MAX_CONNS for n in args.conns):
         p.error(f"--conns: at most {MAX_CONNS} (the open-file limit is 20000 per process)")
+    if not 1 <= args.cluster_conns_per_gen <= MAX_CONNS:
+        p.error(f"--cluster-conns-per-gen: 1..{MAX_CONNS} (open-file limit per process)")
+    ports = list(args.cluster_src_ports)
+    if len(ports) != 2 or not 1024 <= ports[0] < ports[1] <= 65535:
+        p.error("--cluster-src-ports: LO-HI within 1024..65535")
+    if any(x not in ("cross", "same", "embedded", "both") for x in args.cluster_lat_paths):
+        p.error("--cluster-lat-paths: cross, same, embedded, both")
+    if any(w < 0 for w in args.cluster_workers):
+        p.error("--cluster-workers: 0 (embedded) or a worker count")
     if args.presence_pool < 2 or args.presence_members <= args.presence_pool // 2:
         p.error("--presence-pool must be >= 2 and below twice --presence-members")
     if args.client_subs < 2 * args.client_channels:
