@@ -63,9 +63,7 @@ class _Shared:
             return _FAILED
 
 
-async def _drain(
-    pipeline: CommandPipeline, call: Callable[[], Awaitable[Any]], on_batch: Callable[[Any], int]
-) -> None:
+async def _drain(call: Callable[[], Awaitable[Any]], on_batch: Callable[[Any], int]) -> None:
     """Call a reap script until a batch comes back with nothing in it."""
     while True:
         if on_batch(await call()) == 0:
@@ -156,7 +154,7 @@ class RedisChannelStore(_Shared):
 
         keys = [self._key("node", dead_node, "chans")]
         args = [self._cluster.prefix, REAP_BATCH]
-        await _drain(pipeline, lambda: pipeline.script(REAP_CHANNELS, keys, args), collect)
+        await _drain(lambda: pipeline.script(REAP_CHANNELS, keys, args), collect)
         return changes
 
 
@@ -255,7 +253,7 @@ class RedisPresenceStore(_Shared):
 
         keys = [self._key("node", dead_node, "pres")]
         args = [self._cluster.prefix, REAP_BATCH]
-        await _drain(pipeline, lambda: pipeline.script(REAP_PRESENCE, keys, args), collect)
+        await _drain(lambda: pipeline.script(REAP_PRESENCE, keys, args), collect)
         return changes
 
 
@@ -336,7 +334,7 @@ class RedisUserStore(_Shared):
 
         keys = [self._key("node", dead_node, "users")]
         args = [self._cluster.prefix, REAP_BATCH]
-        await _drain(pipeline, lambda: pipeline.script(REAP_USERS, keys, args), collect)
+        await _drain(lambda: pipeline.script(REAP_USERS, keys, args), collect)
         return changes
 
 
