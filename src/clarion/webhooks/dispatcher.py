@@ -29,7 +29,7 @@ from clarion.types import AppId
 from clarion.webhooks.endpoint import Endpoint
 from clarion.webhooks.holdback import HELD, Holdback, Release, wanted
 from clarion.webhooks.settings import DispatcherSettings, DispatcherStats
-from clarion.webhooks.throttle import LogThrottle
+from clarion.webhooks.throttle import DropLog
 from clarion.webhooks.tracker import Tracker
 
 __all__ = ["DispatcherSettings", "DispatcherStats", "WebhookDispatcher"]
@@ -71,8 +71,9 @@ class WebhookDispatcher:
         # `when()` (two held events a few microseconds apart, as in a burst from Redis).
         self._timer: asyncio.Handle | None = None
         self._timer_at = 0.0
-        self._overflow_log = LogThrottle()
-        self._closed_log = LogThrottle()
+        self._drops = DropLog(
+            self._log, self.stats, f"webhook queue full ({settings.queue_max} events)"
+        )
 
     # ---- the port -------------------------------------------------------------------------
 
@@ -80,7 +81,7 @@ class WebhookDispatcher:
         if not wanted(app, event.name):
             return
         if self._state is _State.CLOSING:
-            self._drop_closed(app, event)
+            self._drops.closed(app, event)
         elif self._loop is None:
             self._keep_early(app, event)
         else:
@@ -95,7 +96,7 @@ class WebhookDispatcher:
         if not wanted(app, event.name):
             done()
         elif self._state is _State.CLOSING:
-            self._drop_closed(app, event)
+            self._drops.closed(app, event)
         elif self._loop is None:
             self._keep_early(app, self._tracker.track(event, done))
         else:
@@ -184,7 +185,7 @@ class WebhookDispatcher:
     def _offer(self, app: App, event: WebhookEvent) -> None:
         assert self._loop is not None
         if event.name in HELD and len(self._holdback) >= self.settings.queue_max:
-            self._drop_overflow(app, event)
+            self._drops.overflow(app, event)
             self._tracker.settle(event)
             return
         released = self._holdback.offer(app, event, self._loop.time())
@@ -229,7 +230,7 @@ class WebhookDispatcher:
 
     def _enqueue(self, app: App, url: str, event: WebhookEvent) -> None:
         if self.stats.pending >= self.settings.queue_max:
-            self._drop_overflow(app, event)
+            self._drops.overflow(app, event)
             return
         self.stats.queued += 1
         self.stats.pending += 1
@@ -255,31 +256,10 @@ class WebhookDispatcher:
 
     def _keep_early(self, app: App, event: WebhookEvent) -> None:
         if self.stats.pending >= self.settings.queue_max:
-            self._drop_overflow(app, event)
+            self._drops.overflow(app, event)
             self._tracker.settle(event)
             return
         self._early.append((app, event))
         self.stats.pending += 1
 
     # ---- drops --------------------------------------------------------------------------------
-
-    def _drop_overflow(self, app: App, event: WebhookEvent) -> None:
-        self.stats.dropped_overflow += 1
-        if self._overflow_log.ready():
-            self._log.warning(
-                "webhook queue full (%d events): dropped %s for app %s; %d dropped so far",
-                self.settings.queue_max,
-                event.name,
-                app.id,
-                self.stats.dropped_overflow,
-            )
-
-    def _drop_closed(self, app: App, event: WebhookEvent) -> None:
-        self.stats.dropped_closed += 1
-        if self._closed_log.ready():
-            self._log.warning(
-                "webhooks closed: dropped %s for app %s; %d dropped so far",
-                event.name,
-                app.id,
-                self.stats.dropped_closed,
-            )

@@ -42,7 +42,7 @@ from clarion.webhooks.pusher import Pusher
 from clarion.webhooks.redis_ops import QueueOps
 from clarion.webhooks.settings import DispatcherSettings, QueueStats
 from clarion.webhooks.term import TermTimes
-from clarion.webhooks.throttle import LogThrottle
+from clarion.webhooks.throttle import DropLog
 
 # Without a socket timeout on the client, the longest idle wait for the queue and for one Redis
 # step at close.
@@ -104,8 +104,11 @@ class RedisWebhookQueue:
             logger=logger,
             wall_clock=wall_clock,
         )
-        self._overflow_log = LogThrottle()
-        self._closed_log = LogThrottle()
+        self._drops = DropLog(
+            self._log,
+            self.stats,
+            f"webhook buffer full ({settings.queue_max} events, Redis unreachable)",
+        )
 
     # ---- the port -----------------------------------------------------------------------------
 
@@ -115,9 +118,9 @@ class RedisWebhookQueue:
         if not wanted(app, event.name):
             return
         if self._state is _State.CLOSING:
-            self._drop_closed(app, event)
+            self._drops.closed(app, event)
         elif not self._pusher.offer(app.id, event):
-            self._drop_overflow(app, event)
+            self._drops.overflow(app, event)
 
     # ---- life cycle -----------------------------------------------------------------------------
 
@@ -152,28 +155,6 @@ class RedisWebhookQueue:
         await self._leadership.abort()
 
     # ---- drops ----------------------------------------------------------------------------------
-
-    def _drop_overflow(self, app: App, event: WebhookEvent) -> None:
-        self.stats.dropped_overflow += 1
-        if self._overflow_log.ready():
-            self._log.warning(
-                "webhook buffer full (%d events, Redis unreachable): dropped %s for app %s; "
-                "%d dropped so far",
-                self.settings.queue_max,
-                event.name,
-                app.id,
-                self.stats.dropped_overflow,
-            )
-
-    def _drop_closed(self, app: App, event: WebhookEvent) -> None:
-        self.stats.dropped_closed += 1
-        if self._closed_log.ready():
-            self._log.warning(
-                "webhooks closed: dropped %s for app %s; %d dropped so far",
-                event.name,
-                app.id,
-                self.stats.dropped_closed,
-            )
 
 
 def _times(client: aioredis.Redis, lease_s: float) -> TermTimes:
