@@ -39,10 +39,12 @@ from it_support import (
     WebhookReceiver,
     WsClient,
     _app,
+    channel_auth,
     clarion_command,
     data_of,
     open_ws,
     sdk,
+    subscribe_signed,
 )
 from websockets.exceptions import ConnectionClosed
 
@@ -412,13 +414,7 @@ class Cluster:
         custom_data: dict[str, Any] | None = None,
         app: App | None = None,
     ) -> dict[str, Any]:
-        app = app or self.app
-        signer = pusher.Pusher(app.id, app.key, app.secret)
-        return dict(
-            signer.authenticate(
-                channel=channel, socket_id=client.socket_id, custom_data=custom_data
-            )
-        )
+        return channel_auth(client, channel, app or self.app, custom_data)
 
     async def subscribe(
         self,
@@ -427,11 +423,7 @@ class Cluster:
         custom_data: dict[str, Any] | None = None,
         app: App | None = None,
     ) -> None:
-        if channel.startswith(("private-", "presence-")):
-            signed = self.auth(client, channel, custom_data, app)
-            await client.subscribe(channel, signed["auth"], signed.get("channel_data"))
-        else:
-            await client.subscribe(channel)
+        await subscribe_signed(client, channel, app or self.app, custom_data)
 
     async def subscribe_ok(
         self,

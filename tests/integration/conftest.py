@@ -24,9 +24,11 @@ from it_support import (
     MAIN,
     TIMEOUT,
     WsClient,
+    channel_auth,
     data_of,
     open_ws,
     sdk,
+    subscribe_signed,
 )
 
 from clarion import bootstrap
@@ -105,11 +107,7 @@ class Harness:
         custom_data: dict[str, Any] | None = None,
         app: App = MAIN,
     ) -> dict[str, Any]:
-        return dict(
-            self.sdk(app).authenticate(
-                channel=channel, socket_id=client.socket_id, custom_data=custom_data
-            )
-        )
+        return channel_auth(client, channel, app, custom_data)
 
     async def subscribe(
         self,
@@ -119,11 +117,7 @@ class Harness:
         app: App = MAIN,
     ) -> None:
         """Send a subscribe, with an SDK-made auth for private/presence/encrypted channels."""
-        if channel.startswith(("private-", "presence-")):
-            signed = self.auth(client, channel, custom_data, app)
-            await client.subscribe(channel, signed["auth"], signed.get("channel_data"))
-        else:
-            await client.subscribe(channel)
+        await subscribe_signed(client, channel, app, custom_data)
 
     async def subscribe_ok(
         self,

@@ -262,6 +262,28 @@ def sdk_request(client: pusher.Pusher, method: str, path: str, params: dict[str,
     return inner.http.send_request(Request(inner, method, path, params))
 
 
+def channel_auth(
+    client: WsClient, channel: str, app: App, custom_data: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The auth an app's backend returns for `client` (signed by the SDK with the secret; the
+    master key makes encrypted channels' auth carry their shared secret)."""
+    signer = pusher.Pusher(app.id, app.key, app.secret, encryption_master_key_base64=MASTER_KEY_B64)
+    return dict(
+        signer.authenticate(channel=channel, socket_id=client.socket_id, custom_data=custom_data)
+    )
+
+
+async def subscribe_signed(
+    client: WsClient, channel: str, app: App, custom_data: dict[str, Any] | None = None
+) -> None:
+    """Send a subscribe, with an SDK-made auth for private/presence/encrypted channels."""
+    if channel.startswith(("private-", "presence-")):
+        signed = channel_auth(client, channel, app, custom_data)
+        await client.subscribe(channel, signed["auth"], signed.get("channel_data"))
+    else:
+        await client.subscribe(channel)
+
+
 def presence_data(user_id: str, name: str | None = None) -> dict[str, Any]:
     data: dict[str, Any] = {"user_id": user_id}
     if name is not None:
