@@ -20,6 +20,7 @@ from typing import Any
 from clarion.core.apps import App
 from clarion.core.envelope import Envelope, Target
 from clarion.core.hub import Hub
+from clarion.core.liveness import DeadlineWheel
 from clarion.core.session import (
     Authorized,
     Liveness,
@@ -100,6 +101,8 @@ class Node:
     ) -> None:
         self.apps = apps
         self.hub = Hub()
+        # Which sockets the liveness sweep must look at, and when (so not all every second).
+        self._liveness: DeadlineWheel[Session] = DeadlineWheel()
         self._broker = broker
         self._presence = presence
         self._channels = channels
@@ -137,6 +140,7 @@ class Node:
             return None
         session = Session(app, self._new_socket_id(), conn, self._clock())
         self.hub.add(session)
+        self._file_liveness(session)
         if app.max_connections:
             # The quota may be cluster-wide (a store round trip): the client's messages wait
             # in the inbox until the socket is admitted or refused.
@@ -210,6 +214,7 @@ class Node:
             return
         session.closed = True
         self.hub.remove(session)
+        self._liveness.discard(session.socket_id)
         if session.inbox is not None:
             session.inbox.append(None)
         elif session.channels or session.user_id is not None or session.counted:
@@ -637,13 +642,23 @@ class Node:
     # ---- timers and shutdown ----------------------------------------------------------
 
     def sweep(self) -> None:
-        """Liveness check for every socket (reference 1.4); run every few seconds."""
+        """Liveness check (reference 1.4) and authorization timeout (3.2); run every second.
+
+        Only the sockets whose check may have fallen due are looked at; each is filed again
+        under its next time. One filed again for a time already past waits for the next sweep,
+        as it would have with a full scan (a socket pinged now is closed for want of auth one
+        sweep later, not in the same one).
+        """
         now = self._clock()
         settings = self.settings
-        ping = self._frame(codec.PING)
-        for session in list(self.hub.sessions.values()):
+        ping: bytes | None = None
+        for session in self._liveness.due(now):
+            if session.closed:
+                continue
             state = session.liveness(now, settings.activity_timeout, settings.pong_timeout)
             if state is Liveness.SEND_PING:
+                if ping is None:
+                    ping = self._frame(codec.PING)
                 session.ping_sent_at = now
                 session.conn.write(ping)
             elif state is Liveness.DEAD:
@@ -658,6 +673,16 @@ class Node:
                         codes.UNAUTHORIZED, "Connection not authorized within timeout"
                     ),
                 )
+            self._file_liveness(session, not_before=now)
+
+    def _file_liveness(self, session: Session, not_before: float | None = None) -> None:
+        """File the socket under its next check; `not_before`: no earlier than the next sweep
+        (a sweep looks at each socket once)."""
+        settings = self.settings
+        due = session.next_check(settings.activity_timeout, settings.pong_timeout)
+        if not_before is not None and due < not_before + 1:
+            due = not_before + 1
+        self._liveness.file(session, due)
 
     @staticmethod
     def _unauthorized_too_long(session: Session, now: float) -> bool:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from clarion.core.envelope import Envelope
-from clarion.core.session import Session
+from clarion.core.session import Liveness, Session
 from clarion.node import NodeSettings
 from clarion.types import AppId, AppKey
 
@@ -688,3 +688,49 @@ async def test_bad_frame_while_a_subscribe_is_in_flight_keeps_the_session(h: Nod
     assert set(session.channels) == {"public-a", "public-b"}
     assert "pusher:error" in conn.events()
     assert set(h.node.hub.subscribers(session.app.id, "public-a")) == {session.socket_id}
+
+
+def test_sweep_looks_only_at_sockets_that_may_be_due(
+    h: NodeHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A socket heard from recently is not examined each second (no full scan per sweep)."""
+    sessions = [connect(h)[0] for _ in range(50)]
+    examined: list[str] = []
+    original = Session.liveness
+
+    def counting(self: Session, now: float, activity: float, pong: float) -> Liveness:
+        examined.append(self.socket_id)
+        return original(self, now, activity, pong)
+
+    monkeypatch.setattr(Session, "liveness", counting)
+    for _ in range(29):
+        h.clock.advance(1)
+        h.node.sweep()
+    assert examined == []  # 30 s activity timeout: none can be due yet
+    h.clock.advance(1)
+    h.node.sweep()
+    assert sorted(examined) == sorted(s.socket_id for s in sessions)
+
+
+def test_a_socket_heard_from_is_pinged_30_s_after_its_last_message(h: NodeHarness) -> None:
+    session, conn = connect(h)
+    h.clock.advance(20)
+    send(h, session, "pusher:pong", {})
+    h.clock.advance(10)
+    h.node.sweep()  # its first due time: found not due, filed again
+    assert conn.written == []
+    h.clock.advance(19)
+    h.node.sweep()
+    assert conn.written == []
+    h.clock.advance(1)
+    h.node.sweep()
+    assert conn.events() == ["pusher:ping"]
+
+
+def test_a_closed_socket_leaves_the_sweep(h: NodeHarness) -> None:
+    session, conn = connect(h)
+    h.node.on_close(session)
+    assert session.socket_id not in h.node._liveness
+    h.clock.advance(60)
+    h.node.sweep()
+    assert conn.written == []

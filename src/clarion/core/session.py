@@ -104,6 +104,18 @@ class Session:
             return Liveness.SEND_PING
         return Liveness.ALIVE
 
+    def next_check(self, activity_timeout: float, pong_timeout: float) -> float:
+        """The earliest time `liveness` or the authorization timeout could next ask for
+        something, as things stand (a later message only makes it later)."""
+        if self.ping_sent_at is not None:
+            due = self.ping_sent_at + pong_timeout
+        else:
+            due = self.last_seen + activity_timeout
+        app = self.app
+        if app.enable_user_authentication and not self.authorized:
+            due = min(due, self.opened_at + app.user_authentication_timeout)
+        return due
+
 
 @dataclass(frozen=True, slots=True)
 class Member:
