@@ -175,6 +175,24 @@ def machine_info() -> dict[str, Any]:
     }
 
 
+def calibrate(args: argparse.Namespace) -> dict[str, Any]:
+    """bench/calibrate.py pinned like the server and generator: today's machine speed."""
+    cmd = ["taskset", "-c", str(args.server_core), sys.executable, str(HERE / "calibrate.py"),
+           "--reader-core", str(args.gen_core)]  # fmt: skip
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=True)
+        return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+    except (subprocess.SubprocessError, ValueError, IndexError) as error:
+        return {"error": str(error)}
+
+
+def steal_jiffies() -> tuple[int, int]:
+    """(steal, all) jiffies over every CPU from /proc/stat: time the host ran someone else."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    return fields[7], sum(fields)
+
+
 def _raise_nofile() -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:
@@ -2240,6 +2258,9 @@ def main() -> int:
           f"kernel {info['kernel']}, nofile {info['nofile']}", file=sys.stderr)  # fmt: skip
     print(f"# command: {shlex.join(sys.argv)}", file=sys.stderr)
     print(f"# logs: {logdir}", file=sys.stderr)
+    calibration = {"before": calibrate(args)}
+    print(f"# calibration before: {json.dumps(calibration['before'])}", file=sys.stderr)
+    steal_start = steal_jiffies()
 
     scenarios = build_scenarios(args)
     all_runs: list[dict[str, Any]] = []
@@ -2259,6 +2280,13 @@ def main() -> int:
                 print(f"#   server log: {line}", file=sys.stderr)
         rows[sc.kind].append(row(sc, runs))
 
+    calibration["after"] = calibrate(args)
+    steal_end = steal_jiffies()
+    steal_pct = 100 * (steal_end[0] - steal_start[0]) / max(1, steal_end[1] - steal_start[1])
+    calibration["steal_pct"] = round(steal_pct, 2)
+    print(f"\n# machine calibration (bench/calibrate.py; python_us: one sum(range(1000)), "
+          f"send_us: kernel CPU per loopback send): before {json.dumps(calibration['before'])}, "
+          f"after {json.dumps(calibration['after'])}; steal during the runs {steal_pct:.1f}%")  # fmt: skip
     print(f"\nMedian of {args.repeat} run(s) per scenario; lost/dup/non-200/problems are totals "
           f"over the runs.\n")  # fmt: skip
     for kind, header in HEADERS.items():
@@ -2268,7 +2296,10 @@ def main() -> int:
             print()
     if args.json:
         args.json.write_text(
-            json.dumps({"machine": info, "argv": sys.argv, "runs": all_runs}, indent=1)
+            json.dumps(
+                {"machine": info, "calibration": calibration, "argv": sys.argv, "runs": all_runs},
+                indent=1,
+            )
         )
     return 0
 
