@@ -17,15 +17,9 @@ import sys
 import time
 from typing import Any
 
-from clarion.backends.memory import (
-    MemoryAppStore,
-    MemoryBroker,
-    MemoryCacheStore,
-    MemoryChannelStore,
-    MemoryConnectionQuota,
-    MemoryPresenceStore,
-    MemoryUserStore,
-)
+from clarion.backends.memory import MemoryAppStore
+from clarion.bootstrap import build_node, memory_backends
+from clarion.config import Settings
 from clarion.core.apps import App
 from clarion.core.envelope import Envelope
 from clarion.node import Node
@@ -34,7 +28,6 @@ from clarion.transport.server import (
     ClientProtocol,
     ServerLimits,
     WriteCoalescer,
-    encode_text_frame,
 )
 from clarion.types import AppId, AppKey
 
@@ -80,20 +73,18 @@ class NoWebhooks:
     def emit(self, app: App, event: Any) -> None:
         pass
 
+    async def start(self) -> None:
+        pass
+
+    async def close(self, timeout: float) -> None:  # noqa: ASYNC109 (the Webhooks port)
+        pass
+
 
 def make_node(app: App) -> Node:
-    return Node(
-        apps=MemoryAppStore((app,)),
-        broker=MemoryBroker(),
-        presence=MemoryPresenceStore(),
-        channels=MemoryChannelStore(),
-        users=MemoryUserStore(),
-        cache=MemoryCacheStore(time.monotonic),
-        quota=MemoryConnectionQuota(),
-        webhooks=NoWebhooks(),
-        frame=encode_text_frame,
-        clock=time.monotonic,
-    )
+    """Wired as `clarion serve` wires the embedded server."""
+    settings = Settings(apps=(app,))
+    log = logging.getLogger("bench")
+    return build_node(settings, log, NoWebhooks(), memory_backends(), MemoryAppStore((app,)))
 
 
 async def main(n: int) -> None:
