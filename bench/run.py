@@ -2284,9 +2284,10 @@ def main() -> int:
     steal_end = steal_jiffies()
     steal_pct = 100 * (steal_end[0] - steal_start[0]) / max(1, steal_end[1] - steal_start[1])
     calibration["steal_pct"] = round(steal_pct, 2)
+    before, after = json.dumps(calibration["before"]), json.dumps(calibration["after"])
     print(f"\n# machine calibration (bench/calibrate.py; python_us: one sum(range(1000)), "
-          f"send_us: kernel CPU per loopback send): before {json.dumps(calibration['before'])}, "
-          f"after {json.dumps(calibration['after'])}; steal during the runs {steal_pct:.1f}%")  # fmt: skip
+          f"send_us: kernel CPU per loopback send): before {before}, after {after}; "
+          f"steal during the runs {steal_pct:.1f}%")  # fmt: skip
     print(f"\nMedian of {args.repeat} run(s) per scenario; lost/dup/non-200/problems are totals "
           f"over the runs.\n")  # fmt: skip
     for kind, header in HEADERS.items():
