@@ -65,10 +65,6 @@ class NullTransport:
         return default
 
 
-class Registry(set[ClientProtocol]):
-    pass
-
-
 class NoWebhooks:
     def emit(self, app: App, event: Any) -> None:
         pass
@@ -92,7 +88,7 @@ async def main(n: int) -> None:
     node = make_node(app)
     coalescer = WriteCoalescer(asyncio.get_running_loop())
     limits = ServerLimits(1 << 20, 1 << 20, n + 1)
-    api, log, registry = HttpApi(node), logging.getLogger("bench"), Registry()
+    api, log, registry = HttpApi(node), logging.getLogger("bench"), set[ClientProtocol]()
     transport = NullTransport()
     start = time.perf_counter()
     for i in range(n):

@@ -644,16 +644,16 @@ class Node:
     def sweep(self) -> None:
         """Liveness check (reference 1.4) and authorization timeout (3.2); run every second.
 
-        Only the sockets whose check may have fallen due are looked at; each is filed again
-        under its next time. One filed again for a time already past waits for the next sweep,
-        as it would have with a full scan (a socket pinged now is closed for want of auth one
-        sweep later, not in the same one).
+        Only the sockets whose check may have fallen due are taken out and looked at; each is
+        filed again under its next time. One filed for a time already past waits for the next
+        sweep, as with a full scan (a socket pinged now is closed for want of auth one sweep
+        later, not in this one).
         """
         now = self._clock()
         settings = self.settings
         ping: bytes | None = None
         for session in self._liveness.due(now):
-            if session.closed:
+            if session.closed:  # closed by an earlier report in this loop: not filed again
                 continue
             state = session.liveness(now, settings.activity_timeout, settings.pong_timeout)
             if state is Liveness.SEND_PING:
@@ -666,33 +666,19 @@ class Node:
                     session,
                     ConnectionRefused(codes.PONG_NOT_RECEIVED, "Pong reply not received in time"),
                 )
-            elif self._unauthorized_too_long(session, now):
+            elif session.unauthorized_too_long(now):
                 self.report(
                     session,
                     ConnectionRefused(
                         codes.UNAUTHORIZED, "Connection not authorized within timeout"
                     ),
                 )
-            self._file_liveness(session, not_before=now)
+            self._file_liveness(session)
 
-    def _file_liveness(self, session: Session, not_before: float | None = None) -> None:
-        """File the socket under its next check; `not_before`: no earlier than the next sweep
-        (a sweep looks at each socket once)."""
+    def _file_liveness(self, session: Session) -> None:
         settings = self.settings
         due = session.next_check(settings.activity_timeout, settings.pong_timeout)
-        if not_before is not None and due < not_before + 1:
-            due = not_before + 1
         self._liveness.file(session, due)
-
-    @staticmethod
-    def _unauthorized_too_long(session: Session, now: float) -> bool:
-        """Reference 3.2 "authorized connections", when the app asks for them."""
-        app = session.app
-        return (
-            app.enable_user_authentication
-            and now - session.opened_at >= app.user_authentication_timeout
-            and not session.authorized
-        )
 
     def close_all(self, code: int, reason: str) -> None:
         """Tell every client to go (4200: reconnect at once, to another node)."""

@@ -111,10 +111,19 @@ class Session:
             due = self.ping_sent_at + pong_timeout
         else:
             due = self.last_seen + activity_timeout
+        auth_due = self._auth_deadline()
+        return due if auth_due is None else min(due, auth_due)
+
+    def unauthorized_too_long(self, now: float) -> bool:
+        """Reference 3.2 "authorized connections", when the app asks for them."""
+        auth_due = self._auth_deadline()
+        return auth_due is not None and now >= auth_due
+
+    def _auth_deadline(self) -> float | None:
         app = self.app
         if app.enable_user_authentication and not self.authorized:
-            due = min(due, self.opened_at + app.user_authentication_timeout)
-        return due
+            return self.opened_at + app.user_authentication_timeout
+        return None
 
 
 @dataclass(frozen=True, slots=True)
