@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from urllib.parse import urlencode
 
 import pytest
 from it_support import (
@@ -372,3 +373,46 @@ async def test_protocol_that_is_not_a_plain_integer_is_refused_with_4006_or_4007
     assert code in (4006, 4007), (code, frames)
     assert [error_code(f) for f in frames] == [code]
     await _assert_unharmed(server, observer)
+
+
+async def _send_in_pieces(writer: asyncio.StreamWriter, data: bytes) -> None:
+    for index in range(len(data)):
+        writer.write(data[index : index + 1])
+        await writer.drain()
+
+
+async def test_upgrade_request_arriving_a_byte_at_a_time(server):
+    # The request line split over many reads: path and query are joined before they are read.
+    reader, writer = await asyncio.open_connection(HOST, server.port)
+    try:
+        request = (
+            f"GET /app/{MAIN.key}?protocol=7&client=js#frag HTTP/1.1\r\nHost: {HOST}\r\n"
+            "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        ).encode()
+        await _send_in_pieces(writer, request)
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)
+        assert head.startswith(b"HTTP/1.1 101"), head
+        raw = RawWebSocket(reader, writer)
+        opcode, payload = await raw.read_frame()
+        assert opcode == 0x1
+        assert json.loads(payload)["event"] == "pusher:connection_established"
+    finally:
+        writer.close()
+
+
+@pytest.mark.parametrize("form", ["origin", "absolute"])
+async def test_api_request_target_in_pieces_and_in_absolute_form(server, form):
+    # RFC 9112 3.2: a server accepts the absolute form too (as sent to a proxy).
+    path = f"/apps/{MAIN.id}/channels"
+    query = urlencode(signed_params(MAIN, "GET", path), safe=",")
+    target = f"{path}?{query}" if form == "origin" else f"http://{HOST}:{server.port}{path}?{query}"
+    reader, writer = await asyncio.open_connection(HOST, server.port)
+    try:
+        request = f"GET {target} HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n"
+        await _send_in_pieces(writer, request.encode())
+        response = await asyncio.wait_for(reader.read(), TIMEOUT)
+        assert response.startswith(b"HTTP/1.1 200"), response
+        assert json.loads(response.partition(b"\r\n\r\n")[2]) == {"channels": {}}
+    finally:
+        writer.close()

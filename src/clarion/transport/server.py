@@ -125,6 +125,7 @@ class ClientProtocol(asyncio.Protocol):
         "_request",
         "_transport",
         "_upgraded",
+        "_url",
         "_ws",
         "session",
     )
@@ -149,6 +150,7 @@ class ClientProtocol(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._parser: Any = httptools.HttpRequestParser(self)
         self._request: Request | None = None
+        self._url = b""
         self._queue: deque[Request] | None = None
         # Set at the upgrade. wsproto's frame layer is made only when a frame needs it (control
         # frames, fragments, errors, our close): most sockets never do, and it costs ~1 KB each.
@@ -205,11 +207,21 @@ class ClientProtocol(asyncio.Protocol):
         self._request = Request(method="", path="", query_string="")
 
     def on_url(self, url: bytes) -> None:
-        assert self._request is not None
-        parsed = httptools.parse_url(url)
-        self._request.path += parsed.path.decode("latin-1")
-        if parsed.query:
-            self._request.query_string += parsed.query.decode("latin-1")
+        # Called once per piece when the request line arrives split over several reads.
+        self._url += url
+
+    def _split_url(self, request: Request) -> None:
+        url, self._url = self._url, b""
+        if url.startswith(b"/"):
+            # Origin form (RFC 9112 3.2.1), what every client sends: split here, as the path
+            # and query are all that is read; httptools' URL parser is for the absolute form.
+            path, _, query = url.partition(b"?")
+            path, query = path.partition(b"#")[0], query.partition(b"#")[0]
+        else:
+            parsed = httptools.parse_url(url)
+            path, query = parsed.path or b"", parsed.query or b""
+        request.path = path.decode("latin-1")
+        request.query_string = query.decode("latin-1")
 
     def on_header(self, name: bytes, value: bytes) -> None:
         assert self._request is not None
@@ -219,8 +231,10 @@ class ClientProtocol(asyncio.Protocol):
             self._request.headers[wanted] = value.decode("latin-1")
 
     def on_headers_complete(self) -> None:
-        assert self._request is not None
-        self._request.method = self._parser.get_method().decode()
+        request = self._request
+        assert request is not None
+        request.method = self._parser.get_method().decode()
+        self._split_url(request)
 
     def on_body(self, body: bytes) -> None:
         request = self._request
