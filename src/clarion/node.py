@@ -69,6 +69,8 @@ from clarion.types import AppId, SocketId
 
 # Reference 1.7: every current client sends 7; 5 and 6 differ only in details we also honour.
 SUPPORTED_PROTOCOLS = range(5, 8)
+# As clients send them (`?protocol=7`): accepted without parsing, once per connection.
+_SUPPORTED_TEXT = frozenset(str(version) for version in SUPPORTED_PROTOCOLS)
 # Reference 2.7: above 100 subscribers, subscription_count goes out at most once per 5 s.
 SUBSCRIPTION_COUNT_THROTTLE_ABOVE = 100
 SUBSCRIPTION_COUNT_INTERVAL_S = 5.0
@@ -282,8 +284,9 @@ class Node:
                 if item is None:
                     await self._leave_all(session)
                     return
-                if not self._handle_now(session, item):
-                    await self._handle_stored(session, item)
+                step = None if self._handle_now(session, item) else self._stored_step(session, item)
+                if step is not None:
+                    await step
                 if not inbox:
                     return
                 item = inbox.popleft()
@@ -294,20 +297,28 @@ class Node:
             ):
                 await self._leave_all(session)
 
-    async def _handle_stored(self, session: Session, msg: ClientMessage) -> None:
+    def _stored_step(
+        self, session: Session, msg: ClientMessage
+    ) -> Coroutine[Any, Any, None] | None:
+        """The store-backed step for `msg` (a coroutine for `_run_serial` to await), if any.
+        A plain function, not one more coroutine level: a subscribe is on every connection's
+        setup path."""
         if session.closed:
-            return
+            return None
         if isinstance(msg, Subscribe):
-            await self._subscribe(session, msg)
-        elif isinstance(msg, Unsubscribe):
-            await self._unsubscribe(session, msg.channel)
-        elif isinstance(msg, Signin):
-            await self._signin(session, msg)
+            return self._subscribe(session, msg)
+        if isinstance(msg, Unsubscribe):
+            return self._unsubscribe(session, msg.channel)
+        if isinstance(msg, Signin):
+            return self._signin(session, msg)
+        return None
 
     async def _subscribe(self, session: Session, msg: Subscribe) -> None:
         try:
             granted = authorize_subscribe(session, msg)
-            first_member = await self._join_presence(session, granted)
+            first_member = granted.member is not None and await self._join_presence(
+                session, granted
+            )
         except SubscriptionError as error:
             self._refuse_subscription(session, error)
             return
@@ -717,6 +728,8 @@ class Node:
 
 def _check_protocol(protocol: str | None) -> None:
     """Reference 1.7: 4008 missing, 4006 not an integer, 4007 unsupported."""
+    if protocol in _SUPPORTED_TEXT:
+        return
     if protocol is None or protocol == "":
         raise ConnectionRefused(codes.NO_PROTOCOL, "No protocol version supplied")
     if not (protocol.isascii() and protocol.isdigit()):

@@ -27,12 +27,18 @@ class ChannelKind(enum.Enum):
 
     @property
     def needs_auth(self) -> bool:
-        return self in (ChannelKind.PRIVATE, ChannelKind.PRESENCE, ChannelKind.ENCRYPTED)
+        return self in _NEEDS_AUTH
 
     @property
     def allows_client_events(self) -> bool:
         """Reference 4: private and presence only; pusher-js refuses them on encrypted ones."""
-        return self in (ChannelKind.PRIVATE, ChannelKind.PRESENCE)
+        return self in _ALLOWS_CLIENT_EVENTS
+
+
+# Built once: looking members up on the Enum class costs more than the test (on every
+# subscribe and client event). Tuples: `in` compares members by identity.
+_NEEDS_AUTH = (ChannelKind.PRIVATE, ChannelKind.PRESENCE, ChannelKind.ENCRYPTED)
+_ALLOWS_CLIENT_EVENTS = (ChannelKind.PRIVATE, ChannelKind.PRESENCE)
 
 
 def channel_kind(name: str) -> ChannelKind:
