@@ -153,13 +153,33 @@ def sample(pid: int) -> Sample:
     return Sample(time.monotonic(), proc_cpu_s(pid), proc_rss_kb(pid), proc_runq_wait_s(pid))
 
 
-def machine_info() -> dict[str, Any]:
-    model = "?"
+def _cpuinfo() -> dict[str, str]:
+    """The first processor's fields of /proc/cpuinfo."""
+    fields: dict[str, str] = {}
     with open("/proc/cpuinfo") as f:
         for line in f:
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
+            if not line.strip():
                 break
+            name, _, value = line.partition(":")
+            fields[name.strip()] = value.strip()
+    return fields
+
+
+def _mitigation(name: str) -> str:
+    try:
+        return Path(f"/sys/devices/system/cpu/vulnerabilities/{name}").read_text().strip()
+    except OSError:
+        return "?"
+
+
+def machine_info() -> dict[str, Any]:
+    """What the figures depend on. The same VM kind has run on different host CPUs (AMD
+    family 25 model 17, Zen 4, on 2026-11-23; model 1, Zen 3, with retpolines, on 2026-12-03),
+    and the kernel's network path cost twice as much on the second: so the CPU model and the
+    kernel's Spectre v2 / SRSO mitigations are part of every record."""
+    cpu = _cpuinfo()
+    model = cpu.get("model name", "?")
+    family, number = cpu.get("cpu family", "?"), cpu.get("model", "?")
     mem_kb = 0
     with open("/proc/meminfo") as f:
         for line in f:
@@ -168,6 +188,10 @@ def machine_info() -> dict[str, Any]:
     return {
         "nproc": os.cpu_count(),
         "cpu_model": model,
+        "cpu_family_model": f"{family}/{number}",
+        "cpu_mhz": cpu.get("cpu MHz", "?"),
+        "spectre_v2": _mitigation("spectre_v2"),
+        "srso": _mitigation("spec_rstack_overflow"),
         "mem_gib": round(mem_kb / 1024 / 1024, 1),
         "kernel": platform.release(),
         "python": platform.python_version(),
@@ -2254,8 +2278,11 @@ def main() -> int:
     logdir.mkdir(parents=True, exist_ok=True)
 
     info = machine_info()
-    print(f"# machine: {info['nproc']} CPUs, {info['cpu_model']}, {info['mem_gib']} GiB RAM, "
+    print(f"# machine: {info['nproc']} CPUs, {info['cpu_model']} (family/model "
+          f"{info['cpu_family_model']}, {info['cpu_mhz']} MHz), {info['mem_gib']} GiB RAM, "
           f"kernel {info['kernel']}, nofile {info['nofile']}", file=sys.stderr)  # fmt: skip
+    print(f"# mitigations: spectre_v2 {info['spectre_v2']}; srso {info['srso']}",
+          file=sys.stderr)  # fmt: skip
     print(f"# command: {shlex.join(sys.argv)}", file=sys.stderr)
     print(f"# logs: {logdir}", file=sys.stderr)
     calibration = {"before": calibrate(args)}
