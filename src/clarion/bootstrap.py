@@ -336,6 +336,7 @@ async def _listen(
     limits = ServerLimits(
         max_body_bytes=server_settings.max_http_body_kb * 1024,
         max_pending_bytes=server_settings.max_pending_kb * 1024,
+        slow_consumer_grace_s=server_settings.slow_consumer_grace_s,
         max_sockets=server_settings.max_sockets or _sockets_allowed_by_rlimit(),
     )
     loop = asyncio.get_running_loop()

@@ -49,6 +49,9 @@ class ServerSettings:
     max_http_body_kb: int = 1024
     # Unsent output a client may accumulate before it is closed with 4101 (slow consumer).
     max_pending_kb: int = 1024
+    # Seconds a slow consumer's close frame may wait behind its unread backlog before the
+    # socket is reset.
+    slow_consumer_grace_s: float = 5.0
     # Open sockets (WebSocket and HTTP) this process serves; past it a new WebSocket is closed
     # with 4100 (pusher-js retries after a back-off) and an HTTP request gets 503. 0 means the
     # open-files limit (RLIMIT_NOFILE) less a reserve, so accept() itself never fails.

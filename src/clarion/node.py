@@ -319,10 +319,10 @@ class Node:
             first_member = granted.member is not None and await self._join_presence(
                 session, granted
             )
-        except SubscriptionError as error:
-            self._refuse_subscription(session, error)
+        except SubscriptionError as refused:
+            self._refuse_subscription(session, refused)
             return
-        except PusherError as error:
+        except PusherError as error:  # another name: compiled, a variable has one type
             self.report(session, error)
             return
         app, channel = session.app, granted.channel

@@ -9,14 +9,11 @@ import json
 
 from it_support import MAIN, TIMEOUT, RawWebSocket, open_ws
 
-from clarion.transport import server as transport
-
 
 async def test_a_client_that_stops_reading_is_dropped_and_the_others_lose_nothing(
-    start_server, monkeypatch
+    start_server,
 ):
-    monkeypatch.setattr(transport, "_SLOW_CONSUMER_GRACE_S", 0.2 * TIMEOUT / 5)
-    server = await start_server(max_pending_kb=64)
+    server = await start_server(max_pending_kb=64, slow_consumer_grace_s=0.2 * TIMEOUT / 5)
     # The healthy client's library never stops reading (max_queue=None).
     healthy_ws = await open_ws(server.port, MAIN.key, max_queue=None)
     await asyncio.wait_for(healthy_ws.recv(), TIMEOUT)

@@ -127,7 +127,7 @@ def _trigger(raw: dict[str, Any], channels: tuple[str, ...], app: Limits) -> Tri
 
 
 def _utf8(text: str, what: str) -> bytes:
-    """UTF-8 bytes of `text`; a lone surrogate (from a `\ud800` escape) is a 400."""
+    """UTF-8 bytes of `text`; a lone surrogate (from a `\\ud800` escape) is a 400."""
     try:
         return text.encode()
     except UnicodeEncodeError:

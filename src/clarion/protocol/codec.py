@@ -119,7 +119,7 @@ def _data_text(data: object) -> str:
 
 
 def _unicode(text: str, what: str) -> str:
-    """Refuse text that cannot be UTF-8 encoded (a lone surrogate from a `\ud800` escape)."""
+    """Refuse text that cannot be UTF-8 encoded (a lone surrogate from a `\\ud800` escape)."""
     if text.isascii():
         return text
     try:

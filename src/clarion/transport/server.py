@@ -39,7 +39,6 @@ _HEADER_16 = struct.Struct("!BBH")
 _HEADER_64 = struct.Struct("!BBQ")
 # Frames larger than the app's message limit plus this much envelope are refused unread.
 _ENVELOPE_ALLOWANCE = 1024
-_SLOW_CONSUMER_GRACE_S = 5.0
 
 
 def encode_text_frame(text: str) -> bytes:
@@ -94,12 +93,19 @@ class WriteCoalescer:
 
 
 class ServerLimits:
-    __slots__ = ("max_body_bytes", "max_pending_bytes", "max_sockets")
+    __slots__ = ("max_body_bytes", "max_pending_bytes", "max_sockets", "slow_consumer_grace_s")
 
-    def __init__(self, max_body_bytes: int, max_pending_bytes: int, max_sockets: int) -> None:
+    def __init__(
+        self,
+        max_body_bytes: int,
+        max_pending_bytes: int,
+        max_sockets: int,
+        slow_consumer_grace_s: float = 5.0,
+    ) -> None:
         self.max_body_bytes = max_body_bytes
         self.max_pending_bytes = max_pending_bytes
         self.max_sockets = max_sockets
+        self.slow_consumer_grace_s = slow_consumer_grace_s
 
 
 class ClientProtocol(asyncio.Protocol):
@@ -512,7 +518,8 @@ class ClientProtocol(asyncio.Protocol):
         )
         self.close(codes.SLOW_CONSUMER, "Client is not reading its messages")
         # The close frame sits behind the unread backlog; drop the socket if it is not drained.
-        asyncio.get_running_loop().call_later(_SLOW_CONSUMER_GRACE_S, _reset, transport)
+        grace = self._limits.slow_consumer_grace_s
+        asyncio.get_running_loop().call_later(grace, _reset, transport)
 
 
 def _reset(transport: asyncio.Transport) -> None:
