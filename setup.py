@@ -1,10 +1,10 @@
 """Build hook for the optional compiled build (README, "Compiled build").
 
 `CLARION_COMPILE=1 pip install .` compiles the modules on the socket's hot path (connection
-setup, message handling, fan-out, the HTTP API) to C extensions with mypyc, which the package's
-`mypy --strict` typing allows without a source change. Everything else, and every install
-without the variable (editable ones included: a compiled module would shadow its edited
-source), stays plain Python. Both builds pass the same test suite (`make test`).
+setup, message handling, fan-out, the HTTP API) to C extensions with mypyc, from the same
+source, which the package's `mypy --strict` typing makes possible. Everything else, and every
+install without the variable (editable ones included: a compiled module would shadow its
+edited source), stays plain Python. Both builds pass the same test suite (`make test`).
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ import os
 
 from setuptools import setup
 
-# Hot-path modules only. Not compiled: configuration and startup (config.py reads App's and
-# ServerSettings' type hints at runtime, which a compiled class no longer carries), the CLI,
+# Hot-path modules only. Not compiled: configuration and startup (core/apps.py and config.py:
+# config reads App's and ServerSettings' type hints at runtime, which a compiled class no
+# longer carries), the CLI,
 # the supervisor, webhooks and the Redis backends (network-bound).
 COMPILED = [
     "eager.py",

@@ -87,7 +87,7 @@ async def main(n: int) -> None:
     app = App(id=AppId("123456"), key=AppKey("bench-key"), secret="bench-secret")
     node = make_node(app)
     coalescer = WriteCoalescer(asyncio.get_running_loop())
-    limits = ServerLimits(1 << 20, 1 << 20, n + 1)
+    limits = ServerLimits(1 << 20, 1 << 20, n + 1, slow_consumer_grace_s=5.0)
     api, log, registry = HttpApi(node), logging.getLogger("bench"), set[ClientProtocol]()
     transport = NullTransport()
     start = time.perf_counter()

@@ -316,6 +316,7 @@ class Node:
     async def _subscribe(self, session: Session, msg: Subscribe) -> None:
         try:
             granted = authorize_subscribe(session, msg)
+            # No coroutine at all for the channels that have no members (most subscribes).
             first_member = granted.member is not None and await self._join_presence(
                 session, granted
             )

@@ -100,7 +100,7 @@ class ServerLimits:
         max_body_bytes: int,
         max_pending_bytes: int,
         max_sockets: int,
-        slow_consumer_grace_s: float = 5.0,
+        slow_consumer_grace_s: float,
     ) -> None:
         self.max_body_bytes = max_body_bytes
         self.max_pending_bytes = max_pending_bytes
