@@ -33,6 +33,7 @@ COMPILED = [
     "protocol/channels.py",
     "protocol/codec.py",
     "protocol/errors.py",
+    "protocol/jsontext.py",
     "protocol/messages.py",
     "transport/http.py",
     "transport/http_api.py",

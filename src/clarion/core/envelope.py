@@ -19,7 +19,7 @@ class Target(enum.Enum):
     WATCHERS = "watchers"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Envelope:
     app_id: AppId
     channel: str
@@ -30,3 +30,23 @@ class Envelope:
     # the subject of TERMINATE_USER and WATCHERS envelopes.
     user_id: str | None = None
     target: Target = Target.CHANNEL
+
+    def __init__(
+        self,
+        app_id: AppId,
+        channel: str,
+        event: str,
+        data: str,
+        exclude_socket_id: SocketId | None = None,
+        user_id: str | None = None,
+        target: Target = Target.CHANNEL,
+    ) -> None:
+        # Written out: the `__init__` dataclasses generates stays interpreted in the compiled
+        # build, and mypyc compiles `object.__setattr__` on its own class to a plain store.
+        object.__setattr__(self, "app_id", app_id)
+        object.__setattr__(self, "channel", channel)
+        object.__setattr__(self, "event", event)
+        object.__setattr__(self, "data", data)
+        object.__setattr__(self, "exclude_socket_id", exclude_socket_id)
+        object.__setattr__(self, "user_id", user_id)
+        object.__setattr__(self, "target", target)

@@ -126,19 +126,30 @@ class Session:
         return None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Member:
     user_id: str
     user_info: Any
 
+    def __init__(self, user_id: str, user_info: Any) -> None:
+        # Written out: the `__init__` dataclasses generates stays interpreted in the compiled
+        # build, and mypyc compiles `object.__setattr__` on its own class to a plain store.
+        object.__setattr__(self, "user_id", user_id)
+        object.__setattr__(self, "user_info", user_info)
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(frozen=True, slots=True, init=False)
 class Authorized:
     """A subscribe that passed every check; `member` is set for presence channels."""
 
     channel: str
     kind: ChannelKind
     member: Member | None
+
+    def __init__(self, channel: str, kind: ChannelKind, member: Member | None) -> None:
+        object.__setattr__(self, "channel", channel)
+        object.__setattr__(self, "kind", kind)
+        object.__setattr__(self, "member", member)
 
 
 def authorize_subscribe(session: Session, msg: Subscribe) -> Authorized:
@@ -295,7 +306,7 @@ def _spend_client_event(session: Session, now: float) -> None:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class SignedIn:
     """A `pusher:signin` that passed every check (reference 3.2)."""
 
@@ -304,6 +315,20 @@ class SignedIn:
     user_data: str  # as received: echoed in signin_success
     watchlist: tuple[str, ...]
     watchlist_truncated: bool
+
+    def __init__(
+        self,
+        user_id: str,
+        user_info: Any,
+        user_data: str,
+        watchlist: tuple[str, ...],
+        watchlist_truncated: bool,
+    ) -> None:
+        object.__setattr__(self, "user_id", user_id)
+        object.__setattr__(self, "user_info", user_info)
+        object.__setattr__(self, "user_data", user_data)
+        object.__setattr__(self, "watchlist", watchlist)
+        object.__setattr__(self, "watchlist_truncated", watchlist_truncated)
 
 
 def authorize_signin(session: Session, msg: Signin) -> SignedIn:

@@ -6,7 +6,6 @@ disallowed request, 413 for event data over the app's limit.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -19,6 +18,7 @@ from clarion.protocol.channels import (
     is_cache_channel,
 )
 from clarion.protocol.errors import ApiError
+from clarion.protocol.jsontext import loads_bytes
 from clarion.types import SocketId
 
 _SOCKET_ID_RE = re.compile(r"\A\d+\.\d+\Z")
@@ -41,7 +41,7 @@ class Limits(Protocol):
     def max_message_size_kb(self) -> int: ...
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Trigger:
     event: str
     channels: tuple[str, ...]
@@ -49,11 +49,27 @@ class Trigger:
     socket_id: SocketId | None
     info: frozenset[str]
 
+    def __init__(
+        self,
+        event: str,
+        channels: tuple[str, ...],
+        data: str,
+        socket_id: SocketId | None,
+        info: frozenset[str],
+    ) -> None:
+        # Written out: the `__init__` dataclasses generates stays interpreted in the compiled
+        # build, and mypyc compiles `object.__setattr__` on its own class to a plain store.
+        object.__setattr__(self, "event", event)
+        object.__setattr__(self, "channels", channels)
+        object.__setattr__(self, "data", data)
+        object.__setattr__(self, "socket_id", socket_id)
+        object.__setattr__(self, "info", info)
+
 
 def parse_json_body(body: bytes) -> dict[str, Any]:
     try:
-        parsed = json.loads(body or b"{}")
-    except ValueError:
+        parsed = loads_bytes(body) if body else {}
+    except (ValueError, RecursionError):
         raise ApiError(400, "Request body is not valid JSON") from None
     if not isinstance(parsed, dict):
         raise ApiError(400, "Request body must be a JSON object")

@@ -8,10 +8,10 @@ holding JSON is accepted too (Reverb does the same). Server-to-client `data` is 
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 from clarion.protocol.errors import INVALID_MESSAGE, PusherError
+from clarion.protocol.jsontext import loads, quote
 from clarion.protocol.messages import (
     ClientEvent,
     ClientMessage,
@@ -25,15 +25,12 @@ from clarion.protocol.messages import (
 # ASCII-only output: valid UTF-8 whatever the input held (a lone surrogate from a `\ud800`
 # escape is re-escaped, not turned into bytes no client can decode), and CPython's fastest path.
 _compact = json.JSONEncoder(separators=(",", ":")).encode
-# Channel-name characters (reference 2.2) that JSON never escapes.
-_PLAIN_NAME = re.compile(r"[-a-zA-Z0-9_=@,.;#]+")
-_SOCKET_ID = re.compile(r"\d+\.\d+")
 
 
 def decode(text: str) -> ClientMessage:
     """Parse one client text frame; raises a non-closing `PusherError` for bad input."""
     try:
-        raw = json.loads(text)
+        raw = loads(text)
     except (ValueError, RecursionError):
         raise PusherError(INVALID_MESSAGE, "Invalid message format: not JSON") from None
     if not isinstance(raw, dict):
@@ -77,8 +74,8 @@ def _data_object(raw: dict[str, Any]) -> dict[str, Any]:
     data = raw.get("data")
     if isinstance(data, str):
         try:
-            data = json.loads(data)
-        except ValueError:
+            data = loads(data)
+        except (ValueError, RecursionError):
             data = None
     if not isinstance(data, dict):
         raise PusherError(INVALID_MESSAGE, f"Invalid message format: {raw['event']} needs data")
@@ -134,15 +131,10 @@ def _unicode(text: str, what: str) -> str:
 
 
 def connection_established(socket_id: str, activity_timeout: int) -> str:
-    if _SOCKET_ID.fullmatch(socket_id):
-        # Once per connection: without the encoder, as nothing in `<digits>.<digits>` or an
-        # int needs escaping (a unit test compares both forms).
-        return (
-            '{"event":"pusher:connection_established","data":"{\\"socket_id\\":\\"'
-            f'{socket_id}\\",\\"activity_timeout\\":{int(activity_timeout)}}}"}}'
-        )
-    data = _compact({"socket_id": socket_id, "activity_timeout": activity_timeout})
-    return _compact({"event": "pusher:connection_established", "data": data})
+    # Once per connection, so written out: what `_compact` makes of the same dicts (a unit
+    # test compares both forms).
+    data = f'{{"socket_id":{quote(socket_id)},"activity_timeout":{int(activity_timeout)}}}'
+    return f'{{"event":"pusher:connection_established","data":{quote(data)}}}'
 
 
 def error(code: int | None, message: str) -> str:
@@ -154,12 +146,6 @@ PING = _compact({"event": "pusher:ping", "data": "{}"})
 
 
 def subscription_succeeded(channel: str, data: str = "{}") -> str:
-    if data == "{}" and _PLAIN_NAME.fullmatch(channel):
-        # Sent once per subscribe: skip the encoder when the name needs no escaping.
-        return (
-            '{"event":"pusher_internal:subscription_succeeded",'
-            f'"channel":"{channel}","data":"{{}}"}}'
-        )
     return channel_event("pusher_internal:subscription_succeeded", channel, data)
 
 
@@ -183,11 +169,12 @@ def subscription_error(channel: str, error_type: str, message: str, status: int)
 
 
 def channel_event(event: str, channel: str, data: str, user_id: str | None = None) -> str:
-    """The one frame shape every channel event takes; encoded once per broadcast."""
-    frame: dict[str, str] = {"event": event, "channel": channel, "data": data}
+    """The one frame shape every channel event takes; encoded once per broadcast, written out
+    as `_compact` would write the dict (a unit test compares both forms)."""
+    frame = f'{{"event":{quote(event)},"channel":{quote(channel)},"data":{quote(data)}'
     if user_id is not None:
-        frame["user_id"] = user_id
-    return _compact(frame)
+        frame += f',"user_id":{quote(user_id)}'
+    return frame + "}"
 
 
 def signin_success(user_data: str) -> str:

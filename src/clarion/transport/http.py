@@ -6,10 +6,10 @@ import json
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class Request:
     method: str
     path: str  # as received, still percent-encoded: signatures are over this (reference 5.2)
@@ -18,11 +18,33 @@ class Request:
     body: bytes = b""
     _query: dict[str, str] | None = field(default=None, init=False, repr=False, compare=False)
 
+    def __init__(
+        self,
+        method: str,
+        path: str,
+        query_string: str,
+        headers: dict[str, str] | None = None,
+        body: bytes = b"",
+    ) -> None:
+        # Written out: the `__init__` dataclasses generates stays interpreted in the compiled
+        # build (one per HTTP request and per upgrade).
+        self.method = method
+        self.path = path
+        self.query_string = query_string
+        self.headers = {} if headers is None else headers
+        self.body = body
+        self._query = None
+
     def query(self) -> dict[str, str]:
         """Percent-decoded parameters; the last of a repeated name wins. Parsed once."""
         if self._query is None:
             self._query = _parse_query(self.query_string)
         return self._query
+
+
+def percent_decoded(text: str) -> str:
+    """`urllib.parse.unquote`, skipped (a Python-level call) when there is nothing to decode."""
+    return unquote(text) if "%" in text else text
 
 
 def _parse_query(text: str) -> dict[str, str]:
@@ -38,12 +60,25 @@ def _parse_query(text: str) -> dict[str, str]:
     return params
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Response:
     status: int
     body: bytes
     content_type: str = "application/json"
     headers: tuple[tuple[str, str], ...] = ()
+
+    def __init__(
+        self,
+        status: int,
+        body: bytes,
+        content_type: str = "application/json",
+        headers: tuple[tuple[str, str], ...] = (),
+    ) -> None:
+        # As Request's; mypyc compiles `object.__setattr__` on its own class to a plain store.
+        object.__setattr__(self, "status", status)
+        object.__setattr__(self, "body", body)
+        object.__setattr__(self, "content_type", content_type)
+        object.__setattr__(self, "headers", headers)
 
     def encode(self, keep_alive: bool) -> bytes:
         reason = _REASONS.get(self.status) or HTTPStatus(self.status).phrase

@@ -16,7 +16,13 @@ from clarion.protocol import api
 from clarion.protocol.auth import verify_api_request
 from clarion.protocol.channels import ChannelKind, channel_kind, check_api_channel
 from clarion.protocol.errors import ApiError
-from clarion.transport.http import Request, Response, error_response, json_response
+from clarion.transport.http import (
+    Request,
+    Response,
+    error_response,
+    json_response,
+    percent_decoded,
+)
 from clarion.types import AppId
 
 Handler = Callable[[App, Request, dict[str, str]], Awaitable[Response]]
@@ -72,7 +78,7 @@ class HttpApi:
             path_matched = True
             if method != request.method:
                 continue
-            params = {k: unquote(v) for k, v in match.groupdict().items()}
+            params = {k: percent_decoded(v) for k, v in match.groupdict().items()}
             app = self._authenticate(self._app_for(params, request), request)
             self._check_rate(app)
             return await handler(app, request, params)

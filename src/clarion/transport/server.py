@@ -15,7 +15,6 @@ import struct
 import typing
 from collections import deque
 from typing import Any
-from urllib.parse import unquote
 
 import httptools
 from wsproto.frame_protocol import CloseReason, FrameProtocol, Opcode, ParseFailed
@@ -26,7 +25,7 @@ from clarion.eager import run_eagerly
 from clarion.node import Node
 from clarion.protocol import codec
 from clarion.protocol import errors as codes
-from clarion.transport.http import Request, Response, error_response
+from clarion.transport.http import Request, Response, error_response, percent_decoded
 from clarion.transport.http_api import HttpApi
 
 _APP_PATH = re.compile(r"(?:/[^?]*)?/app/(?P<key>[^/?]+)")
@@ -335,7 +334,7 @@ class ClientProtocol(asyncio.Protocol):
         query = request.query()
         self.session = self._node.on_open(
             self,
-            unquote(match["key"]),
+            percent_decoded(match["key"]),
             query.get("protocol"),
             request.headers.get("origin"),
         )
