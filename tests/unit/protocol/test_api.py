@@ -83,6 +83,7 @@ def test_php_single_channel() -> None:
         pytest.param(b"not json", id="invalid-json"),
         pytest.param(b"[]", id="not-an-object"),
         pytest.param(b"", id="empty-body"),
+        pytest.param(b'{"name":' + b"[" * 100_000 + b"]" * 100_000 + b"}", id="nested-too-deep"),
     ],
 )
 def test_bad_trigger_is_400(raw: bytes) -> None:
