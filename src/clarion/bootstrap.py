@@ -43,6 +43,7 @@ from clarion.protocol.webhooks import WebhookEvent
 from clarion.transport.http_api import HttpApi
 from clarion.transport.server import (
     ClientProtocol,
+    Connections,
     ServerLimits,
     WriteCoalescer,
     encode_text_frame,
@@ -221,33 +222,6 @@ def build_node(
     )
     backends.bind(node)
     return node
-
-
-class Connections:
-    """The open sockets, with a way to wait until the last one is gone (shutdown)."""
-
-    def __init__(self) -> None:
-        self._open: set[ClientProtocol] = set()
-        self._empty = asyncio.Event()
-        self._empty.set()
-
-    def add(self, protocol: ClientProtocol) -> None:
-        self._open.add(protocol)
-        self._empty.clear()
-
-    def discard(self, protocol: ClientProtocol) -> None:
-        self._open.discard(protocol)
-        if not self._open:
-            self._empty.set()
-
-    def __len__(self) -> int:
-        return len(self._open)
-
-    def snapshot(self) -> list[ClientProtocol]:
-        return list(self._open)
-
-    async def wait_empty(self) -> None:
-        await self._empty.wait()
 
 
 @dataclass

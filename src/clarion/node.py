@@ -186,7 +186,8 @@ class Node:
             raise ConnectionRefused(codes.UNKNOWN_APP, f"App key {app_key} does not exist")
         if not app.enabled:
             raise ConnectionRefused(codes.APP_DISABLED, "Application is disabled")
-        if not app.origin_allowed(origin):
+        # `App` stays interpreted in the compiled build: ask only when there is an allow-list.
+        if app.allowed_origins and not app.origin_allowed(origin):
             raise ConnectionRefused(codes.UNAUTHORIZED, f"Origin {origin} is not allowed")
         return app
 
@@ -498,7 +499,10 @@ class Node:
     def _subscription_count_changed(self, app: App, channel: str, count: int) -> None:
         if channel_kind(channel) is ChannelKind.PRESENCE:
             return
-        if not (app.enable_subscription_count or app.wants_webhook(hooks.SUBSCRIPTION_COUNT)):
+        wanted = app.enable_subscription_count or (
+            bool(app.webhooks) and app.wants_webhook(hooks.SUBSCRIPTION_COUNT)
+        )
+        if not wanted:
             return
         key = (app.id, channel)
         now = self._clock()

@@ -7,7 +7,9 @@ The same port serves `GET /app/{key}` upgrades (reference 1.1) and the HTTP API 
 from __future__ import annotations
 
 import asyncio
+import binascii
 import contextlib
+import hashlib
 import logging
 import re
 import socket
@@ -18,7 +20,6 @@ from typing import Any
 
 import httptools
 from wsproto.frame_protocol import CloseReason, FrameProtocol, Opcode, ParseFailed
-from wsproto.utilities import generate_accept_token
 
 from clarion.core.session import Session
 from clarion.eager import run_eagerly
@@ -34,6 +35,7 @@ _WANTED_HEADERS = {
     name.encode(): name
     for name in ("upgrade", "sec-websocket-key", "sec-websocket-version", "origin")
 }
+_WEBSOCKET_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 1.3
 _HEADER_16 = struct.Struct("!BBH")
 _HEADER_64 = struct.Struct("!BBQ")
 # Frames larger than the app's message limit plus this much envelope are refused unread.
@@ -60,6 +62,39 @@ class ConnectionRegistry(typing.Protocol):
     def discard(self, protocol: ClientProtocol) -> None: ...
 
     def __len__(self) -> int: ...
+
+
+class Connections:
+    """The open sockets (a `ConnectionRegistry`), with a way to wait until the last one is
+    gone (shutdown). The event exists only once someone waits: `add` runs for every accepted
+    socket and stays a set insertion."""
+
+    __slots__ = ("_empty", "_open")
+
+    def __init__(self) -> None:
+        self._open: set[ClientProtocol] = set()
+        self._empty: asyncio.Event | None = None
+
+    def add(self, protocol: ClientProtocol) -> None:
+        self._open.add(protocol)
+
+    def discard(self, protocol: ClientProtocol) -> None:
+        self._open.discard(protocol)
+        if not self._open and self._empty is not None:
+            self._empty.set()
+
+    def __len__(self) -> int:
+        return len(self._open)
+
+    def snapshot(self) -> list[ClientProtocol]:
+        return list(self._open)
+
+    async def wait_empty(self) -> None:
+        if not self._open:
+            return
+        if self._empty is None or self._empty.is_set():
+            self._empty = asyncio.Event()
+        await self._empty.wait()
 
 
 class WriteCoalescer:
@@ -430,14 +465,15 @@ class ClientProtocol(asyncio.Protocol):
         if self._message is None:
             self._message, self._message_size = [], 0
         self._message_size += len(chunk)
-        if self._message_size <= self._max_frame_chars():
+        limit = self._max_frame_chars()
+        if self._message_size <= limit:
             self._message.append(chunk)
         if not finished:
             return
         parts, size = self._message, self._message_size
         self._message = None
-        if size > self._max_frame_chars():
-            self._refuse(codes.INVALID_MESSAGE, f"Message larger than {self._max_frame_chars()}")
+        if size > limit:
+            self._refuse(codes.INVALID_MESSAGE, f"Message larger than {limit}")
         elif self.session is not None:
             self._node.on_message(self.session, "".join(parts))
 
@@ -545,8 +581,16 @@ def _unmask_text(mask: bytes, payload: bytes) -> str | None:
         return None
 
 
+def accept_token(key: str) -> str:
+    """RFC 6455 4.2.2: base64 of the SHA-1 of the key and the protocol's GUID. Written here as
+    C calls (wsproto's `generate_accept_token` is the same through two Python-level calls, per
+    connection); a unit test compares the two."""
+    digest = hashlib.sha1(key.encode() + _WEBSOCKET_GUID).digest()
+    return binascii.b2a_base64(digest, newline=False).decode()
+
+
 def _handshake_response(key: str) -> bytes:
-    accept = generate_accept_token(key.encode()).decode()
+    accept = accept_token(key)
     return (
         "HTTP/1.1 101 Switching Protocols\r\n"
         "Upgrade: websocket\r\n"

@@ -1,0 +1,86 @@
+"""The upgrade's accept token and the open-socket registry, without sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import os
+
+import pytest
+from wsproto.utilities import generate_accept_token
+
+from clarion.transport.http_api import HttpApi
+from clarion.transport.server import (
+    ClientProtocol,
+    Connections,
+    ServerLimits,
+    WriteCoalescer,
+    accept_token,
+)
+
+from ..fakes import NodeHarness
+
+# As tests/integration/it_support.py scales its waits.
+TIMEOUT = 5 * float(os.environ.get("CLARION_TEST_TIMEOUT_SCALE") or "1")
+
+
+def test_accept_token_of_rfc_6455_section_1_3() -> None:
+    assert accept_token("dGhlIHNhbXBsZSBub25jZQ==") == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_accept_token_matches_wsproto(seed: int) -> None:
+    key = base64.b64encode(os.urandom(16)).decode()
+    assert accept_token(key) == generate_accept_token(key.encode()).decode()
+
+
+def _protocols(n: int) -> list[ClientProtocol]:
+    """Real protocol objects (the compiled build checks the type), never connected."""
+    node = NodeHarness().node
+    loop = asyncio.get_running_loop()
+    limits = ServerLimits(1 << 20, 1 << 20, 100, slow_consumer_grace_s=1.0)
+    log = logging.getLogger("test")
+    registry = Connections()  # where the protocol would file itself on connection_made
+    return [
+        ClientProtocol(node, HttpApi(node), limits, log, registry, WriteCoalescer(loop))
+        for _ in range(n)
+    ]
+
+
+async def test_wait_empty_returns_at_once_when_nothing_is_open() -> None:
+    await asyncio.wait_for(Connections().wait_empty(), timeout=TIMEOUT)
+
+
+async def test_wait_empty_waits_for_the_last_socket() -> None:
+    connections = Connections()
+    first, second = _protocols(2)
+    connections.add(first)
+    connections.add(second)
+    assert len(connections) == 2
+    waiter = asyncio.ensure_future(connections.wait_empty())
+    await asyncio.sleep(0)
+    connections.discard(first)
+    await asyncio.sleep(0)
+    assert not waiter.done()
+    connections.discard(second)
+    await asyncio.wait_for(waiter, timeout=TIMEOUT)
+    assert len(connections) == 0
+
+
+async def test_wait_empty_again_after_new_sockets_arrive() -> None:
+    connections = Connections()
+    (first,) = _protocols(1)
+    connections.add(first)
+    waiter = asyncio.ensure_future(connections.wait_empty())
+    await asyncio.sleep(0)
+    connections.discard(first)
+    await asyncio.wait_for(waiter, timeout=TIMEOUT)
+    (second,) = _protocols(1)
+    connections.add(second)
+    again = asyncio.ensure_future(connections.wait_empty())
+    await asyncio.sleep(0)
+    assert not again.done()
+    assert connections.snapshot() == [second]
+    connections.discard(second)
+    await asyncio.wait_for(again, timeout=TIMEOUT)
