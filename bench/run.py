@@ -172,6 +172,26 @@ def _mitigation(name: str) -> str:
         return "?"
 
 
+def default_clarion() -> Path:
+    """The compiled build when it has been made (README "Compiled build"): the one to deploy
+    where speed matters. The plain build otherwise; `server_build` says which one ran."""
+    compiled = ROOT / ".venv-compiled" / "bin" / "clarion"
+    return compiled if compiled.exists() else ROOT / ".venv" / "bin" / "clarion"
+
+
+def server_build(clarion: Path) -> str:
+    """Which build the server's venv imports: "compiled" (the mypyc modules) or "plain";
+    "unknown" for a wrapper script outside a venv's bin/."""
+    python = clarion.parent / "python"
+    if not python.exists():
+        return "unknown"
+    probe = "import clarion.node as m; print(m.__file__)"
+    found = subprocess.run([str(python), "-c", probe], capture_output=True, text=True)
+    if found.returncode != 0:
+        return "unknown"
+    return "compiled" if found.stdout.strip().endswith(".so") else "plain"
+
+
 def machine_info() -> dict[str, Any]:
     """What the figures depend on. The same VM kind has run on different host CPUs (AMD
     family 25 model 17, Zen 4, on 2026-11-23; model 1, Zen 3, with retpolines, on 2026-12-03),
@@ -2240,7 +2260,13 @@ def main() -> int:
         metavar="KEY=VALUE",
         help="extra environment for the server (repeatable)",
     )
-    p.add_argument("--clarion", type=Path, default=ROOT / ".venv" / "bin" / "clarion")
+    p.add_argument(
+        "--clarion",
+        type=Path,
+        default=default_clarion(),
+        help="the server to run [the compiled build, .venv-compiled/bin/clarion (`make "
+        "compiled`), if it is there; else .venv/bin/clarion]",
+    )
     p.add_argument("--json", type=Path, help="write every run's raw results here")
     p.add_argument("--log-dir", type=Path, help="server/loadgen logs [a new /tmp directory]")
     args = p.parse_args()
@@ -2284,6 +2310,8 @@ def main() -> int:
     print(f"# mitigations: spectre_v2 {info['spectre_v2']}; srso {info['srso']}",
           file=sys.stderr)  # fmt: skip
     print(f"# command: {shlex.join(sys.argv)}", file=sys.stderr)
+    build = server_build(args.clarion)
+    print(f"# server: {args.clarion} ({build} build)", file=sys.stderr)
     print(f"# logs: {logdir}", file=sys.stderr)
     calibration = {"before": calibrate(args)}
     print(f"# calibration before: {json.dumps(calibration['before'])}", file=sys.stderr)
@@ -2325,7 +2353,13 @@ def main() -> int:
     if args.json:
         args.json.write_text(
             json.dumps(
-                {"machine": info, "calibration": calibration, "argv": sys.argv, "runs": all_runs},
+                {
+                    "machine": info,
+                    "server_build": build,
+                    "calibration": calibration,
+                    "argv": sys.argv,
+                    "runs": all_runs,
+                },
                 indent=1,
             )
         )

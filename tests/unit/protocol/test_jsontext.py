@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from clarion.protocol import codec
-from clarion.protocol.jsontext import loads, loads_bytes, quote
+from clarion.protocol.jsontext import compact, loads, loads_bytes, quote
 
 TEXTS = [
     '{"event":"pusher:subscribe","data":{"channel":"c","auth":""}}',
@@ -110,3 +110,28 @@ def test_connection_established_is_what_json_dumps_makes_of_the_dicts(socket_id:
     data = _compact({"socket_id": socket_id, "activity_timeout": 120})
     expected = _compact({"event": "pusher:connection_established", "data": data})
     assert codec.connection_established(socket_id, 120) == expected
+
+
+VALUES: list[Any] = [
+    {"S": "S0000000001T00000000000000000001xxxx", "n": 12345678901234567890123},
+    {"f": 1.5, "big": 1e300, "neg0": -0.0, "nan": float("nan"), "inf": float("-inf")},
+    {"nested": [1, None, True, False, {"a": []}], "": {}},
+    {7: "int key", 2.5: "float key", None: "null key", True: "bool key"},
+    "Zoë ✓ \ud800",
+    ["tab\t", 'quote"', "back\\slash", "\x00"],
+    12345678901234567890123,
+    None,
+]
+
+
+@pytest.mark.parametrize("value", VALUES)
+def test_compact_matches_json_dumps(value: Any) -> None:
+    assert compact(value) == json.dumps(value, separators=(",", ":"))
+
+
+def test_compact_refuses_what_json_refuses() -> None:
+    with pytest.raises(TypeError) as ours:
+        compact({"a": object})
+    with pytest.raises(TypeError) as theirs:
+        json.dumps({"a": object}, separators=(",", ":"))
+    assert str(ours.value) == str(theirs.value)
