@@ -3,17 +3,25 @@ objects and node. What the kernel and uvloop add is what bench/run.py measures o
 
 Prints, for N connections (default 10,000): microseconds of Python per connection set up
 (HTTP upgrade as bench/loadgen sends it, then a masked subscribe frame), milliseconds for
-one liveness sweep over all of them, and microseconds per subscriber of one fan-out.
+one liveness sweep over all of them, and microseconds per subscriber of one fan-out; then
+microseconds per signed HTTP API trigger to 10 subscribers (as bench/loadgen sends them, 8
+keep-alive connections).
 
     .venv/bin/python bench/inprocess.py 10000
+    .venv/bin/python bench/inprocess.py --only http 5000   # one workload, no timing printed
+
+`--only setup|http` runs just that workload N times and prints nothing else: what
+bench/instructions.py counts under callgrind (instructions do not depend on the host's load).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import hashlib
+import hmac
 import logging
 import os
-import sys
 import time
 from typing import Any
 
@@ -24,12 +32,13 @@ from clarion.core.apps import App
 from clarion.core.envelope import Envelope
 from clarion.node import Node
 from clarion.transport.http_api import HttpApi
-from clarion.transport.server import (
-    ClientProtocol,
-    ServerLimits,
-    WriteCoalescer,
-)
+from clarion.transport.server import ClientProtocol, ServerLimits, WriteCoalescer
 from clarion.types import AppId, AppKey
+
+try:
+    from clarion.transport.server import Connections
+except ImportError:  # commits before 79960f9 kept it in bootstrap: A/B against them still runs
+    from clarion.bootstrap import Connections  # type: ignore[attr-defined]
 
 UPGRADE = (
     b"GET /app/bench-key?protocol=7&client=bench&version=1 HTTP/1.1\r\n"
@@ -83,39 +92,103 @@ def make_node(app: App) -> Node:
     return build_node(settings, log, NoWebhooks(), memory_backends(), MemoryAppStore((app,)))
 
 
+class Bench:
+    """One app, one node, the server's protocol objects, nothing under them."""
+
+    def __init__(self, max_sockets: int) -> None:
+        self.app = App(id=AppId("123456"), key=AppKey("bench-key"), secret="bench-secret")
+        self.node = make_node(self.app)
+        self.coalescer = WriteCoalescer(asyncio.get_running_loop())
+        self.limits = ServerLimits(1 << 20, 1 << 20, max_sockets + 1, slow_consumer_grace_s=5.0)
+        self.api, self.log = HttpApi(self.node), logging.getLogger("bench")
+        self.registry = Connections()
+        self.transport = NullTransport()
+
+    def protocol(self) -> ClientProtocol:
+        protocol = ClientProtocol(
+            self.node, self.api, self.limits, self.log, self.registry, self.coalescer
+        )
+        protocol.connection_made(self.transport)  # type: ignore[arg-type]
+        return protocol
+
+    def set_up(self, n: int) -> None:
+        for i in range(n):
+            protocol = self.protocol()
+            protocol.data_received(UPGRADE)
+            protocol.data_received(SUBSCRIBE)
+            if i % 100 == 99:
+                self.coalescer.flush()
+        self.coalescer.flush()
+
+    def trigger(self, n: int, subscribers: int = 10, connections: int = 8) -> None:
+        """n triggers to `subscribers`, round robin over `connections` publishers, flushed
+        after each round as the server's loop would after reading each of them."""
+        self.set_up(subscribers)
+        publishers = [self.protocol() for _ in range(connections)]
+        request = signed_trigger(self.app)
+        for i in range(n):
+            publishers[i % connections].data_received(request)
+            if i % connections == connections - 1:
+                self.coalescer.flush()
+        self.coalescer.flush()
+
+
+def signed_trigger(app: App) -> bytes:
+    """One `POST /apps/{id}/events` as bench/loadgen signs it (reference 5.2); the server keeps
+    no record of triggers, so the same request can be sent again and again."""
+    body = b'{"name":"e","channels":["bench"],"data":"S0000000001T00000000000000000001xxxx"}'
+    query = (
+        f"auth_key={app.key}&auth_timestamp={int(time.time())}&auth_version=1.0"
+        f"&body_md5={hashlib.md5(body).hexdigest()}"
+    )
+    to_sign = f"POST\n/apps/{app.id}/events\n{query}".encode()
+    signature = hmac.new(app.secret.encode(), to_sign, hashlib.sha256).hexdigest()
+    head = (
+        f"POST /apps/{app.id}/events?{query}&auth_signature={signature} HTTP/1.1\r\n"
+        f"Host: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
 async def main(n: int) -> None:
-    app = App(id=AppId("123456"), key=AppKey("bench-key"), secret="bench-secret")
-    node = make_node(app)
-    coalescer = WriteCoalescer(asyncio.get_running_loop())
-    limits = ServerLimits(1 << 20, 1 << 20, n + 1, slow_consumer_grace_s=5.0)
-    api, log, registry = HttpApi(node), logging.getLogger("bench"), set[ClientProtocol]()
-    transport = NullTransport()
+    bench = Bench(n)
     start = time.perf_counter()
-    for i in range(n):
-        protocol = ClientProtocol(node, api, limits, log, registry, coalescer)
-        protocol.connection_made(transport)  # type: ignore[arg-type]
-        protocol.data_received(UPGRADE)
-        protocol.data_received(SUBSCRIBE)
-        if i % 100 == 99:
-            coalescer.flush()
-    coalescer.flush()
+    bench.set_up(n)
     setup_us = (time.perf_counter() - start) / n * 1e6
+    node, coalescer = bench.node, bench.coalescer
     start = time.perf_counter()
     node.sweep()
     sweep_ms = (time.perf_counter() - start) * 1e3
     fanout = []
     for _ in range(5):
         start = time.perf_counter()
-        node.publish(Envelope(app.id, "bench", "bench-event", "x" * 64))
+        node.publish(Envelope(bench.app.id, "bench", "bench-event", "x" * 64))
         coalescer.flush()
         fanout.append((time.perf_counter() - start) / n * 1e6)
+    http = Bench(100)
+    start = time.perf_counter()
+    http.trigger(n)
+    http_us = (time.perf_counter() - start) / n * 1e6
     print(
         f"connections={n} setup_us_per_conn={setup_us:.1f} sweep_ms={sweep_ms:.2f} "
-        f"fanout_us_per_sub={min(fanout):.2f}"
+        f"fanout_us_per_sub={min(fanout):.2f} http_us_per_trigger={http_us:.1f}"
     )
+
+
+async def only(workload: str, n: int) -> None:
+    bench = Bench(n)
+    if workload == "setup":
+        bench.set_up(n)
+    else:
+        bench.trigger(n)
 
 
 if __name__ == "__main__":
     import uvloop  # the loop `clarion serve` runs on (its call_soon is C, asyncio's is not)
 
-    uvloop.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 10_000))
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("n", type=int, nargs="?", default=10_000)
+    parser.add_argument("--only", choices=("setup", "http"))
+    args = parser.parse_args()
+    uvloop.run(only(args.only, args.n) if args.only else main(args.n))
