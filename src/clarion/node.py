@@ -103,6 +103,10 @@ class Node:
     ) -> None:
         self.apps = apps
         self.hub = Hub()
+        # Subscribes still waiting on a store for the roster or the cached event: the frames
+        # their channel gets meanwhile, sent after `subscription_succeeded` (reference 2.3:
+        # nothing of a channel comes before it).
+        self._held: dict[tuple[AppId, str], dict[SocketId, list[bytes]]] = {}
         # Which sockets the liveness sweep must look at, and when (so not all every second).
         self._liveness: DeadlineWheel[Session] = DeadlineWheel()
         self._broker = broker
@@ -335,22 +339,46 @@ class Node:
             return
         count = await self._channels.add(app.id, channel, session.socket_id)
         member = granted.member
+        cached: CachedEvent | None = None
+        waits = member is not None or is_cache_channel(channel)
+        held = self._hold(app.id, channel, session.socket_id) if waits else []
+        try:
+            # The roster and the cached event may wait on the stores (Redis); what the channel
+            # gets meanwhile is held, so the socket misses nothing and sees none of it early.
+            if member is not None:
+                data = codec.presence_roster(await self._presence.members(app.id, channel))
+            else:
+                data = "{}"
+            if is_cache_channel(channel):
+                cached = await self._cache.get(app.id, channel)
+        finally:
+            if waits:
+                self._unhold(app.id, channel, session.socket_id)
         self.hub.subscribe(session, channel, member.user_id if member else None)
         if granted.kind.needs_auth:
             session.authorized = True
-        if member is not None:
-            roster = await self._presence.members(app.id, channel)
-            data = codec.presence_roster(roster)
-        else:
-            data = "{}"
         session.conn.write(self._frame(codec.subscription_succeeded(channel, data)))
         if count == 1:
             self._webhook(app, WebhookEvent(hooks.CHANNEL_OCCUPIED, channel))
         if member is not None and first_member:
             self._announce_member(session, channel, member)
         if is_cache_channel(channel):
-            await self._send_cached(session, channel)
+            self._send_cached(session, channel, cached)
+        for frame in held:
+            session.conn.write(frame)
         self._subscription_count_changed(app, channel, count)
+
+    def _hold(self, app_id: AppId, channel: str, socket_id: SocketId) -> list[bytes]:
+        frames: list[bytes] = []
+        self._held.setdefault((app_id, channel), {})[socket_id] = frames
+        return frames
+
+    def _unhold(self, app_id: AppId, channel: str, socket_id: SocketId) -> None:
+        holders = self._held.get((app_id, channel))
+        if holders is not None:
+            holders.pop(socket_id, None)
+            if not holders:
+                del self._held[(app_id, channel)]
 
     def _announce_member(self, session: Session, channel: str, member: Member) -> None:
         """Reference 2.6 / 6: a user's first socket in the channel; the others see it join."""
@@ -378,9 +406,8 @@ class Node:
             app.id, channel, member.user_id, session.socket_id, member.user_info
         )
 
-    async def _send_cached(self, session: Session, channel: str) -> None:
+    def _send_cached(self, session: Session, channel: str, cached: CachedEvent | None) -> None:
         """Reference 2.8: the last event, or `pusher:cache_miss` (and its webhook)."""
-        cached = await self._cache.get(session.app.id, channel)
         if session.closed:
             return
         if cached is None:
@@ -600,7 +627,8 @@ class Node:
             subscribers = self.hub.user_sessions(envelope.app_id, user_id)
         else:
             subscribers = self.hub.subscribers(envelope.app_id, channel)
-        if not subscribers:
+        held = self._held.get((envelope.app_id, channel)) if self._held else None
+        if not subscribers and held is None:
             return
         text = codec.channel_event(envelope.event, channel, envelope.data, envelope.user_id)
         frame = self._frame(text)
@@ -608,6 +636,10 @@ class Node:
         for socket_id, session in subscribers.items():
             if socket_id != excluded:
                 session.conn.write(frame)
+        if held is not None:
+            for socket_id, frames in held.items():
+                if socket_id != excluded:
+                    frames.append(frame)
 
     def _deliver_to_watchers(self, envelope: Envelope) -> None:
         assert envelope.user_id is not None

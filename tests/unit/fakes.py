@@ -19,6 +19,7 @@ from clarion.backends.memory import (
 from clarion.core.apps import App
 from clarion.core.session import Session
 from clarion.node import Node, NodeSettings
+from clarion.ports import CacheStore, PresenceStore
 from clarion.protocol.webhooks import WebhookEvent
 from clarion.types import AppId, AppKey
 
@@ -120,15 +121,21 @@ class RecordingWebhooks:
 class NodeHarness:
     """A Node wired to the memory backends, a fake clock and a counting frame function."""
 
-    def __init__(self, *apps: App, settings: NodeSettings | None = None) -> None:
+    def __init__(
+        self,
+        *apps: App,
+        settings: NodeSettings | None = None,
+        presence: PresenceStore | None = None,
+        cache: CacheStore | None = None,
+    ) -> None:
         self.apps = apps or (make_app(),)
         self.clock = FakeClock()
         self.frame = CountingFrame()
         self.broker = MemoryBroker()
-        self.presence = MemoryPresenceStore()
+        self.presence = presence or MemoryPresenceStore()
         self.channels = MemoryChannelStore()
         self.users = MemoryUserStore()
-        self.cache = MemoryCacheStore(self.clock)
+        self.cache = cache or MemoryCacheStore(self.clock)
         self.webhooks = RecordingWebhooks()
         self.node = Node(
             apps=MemoryAppStore(self.apps),
