@@ -339,20 +339,20 @@ class Node:
             return
         count = await self._channels.add(app.id, channel, session.socket_id)
         member = granted.member
+        cache = is_cache_channel(channel)
         cached: CachedEvent | None = None
-        waits = member is not None or is_cache_channel(channel)
-        held = self._hold(app.id, channel, session.socket_id) if waits else []
-        try:
+        data = "{}"
+        held: list[bytes] = []
+        if member is not None or cache:
             # The roster and the cached event may wait on the stores (Redis); what the channel
             # gets meanwhile is held, so the socket misses nothing and sees none of it early.
-            if member is not None:
-                data = codec.presence_roster(await self._presence.members(app.id, channel))
-            else:
-                data = "{}"
-            if is_cache_channel(channel):
-                cached = await self._cache.get(app.id, channel)
-        finally:
-            if waits:
+            held = self._hold(app.id, channel, session.socket_id)
+            try:
+                if member is not None:
+                    data = codec.presence_roster(await self._presence.members(app.id, channel))
+                if cache:
+                    cached = await self._cache.get(app.id, channel)
+            finally:
                 self._unhold(app.id, channel, session.socket_id)
         self.hub.subscribe(session, channel, member.user_id if member else None)
         if granted.kind.needs_auth:
@@ -362,7 +362,7 @@ class Node:
             self._webhook(app, WebhookEvent(hooks.CHANNEL_OCCUPIED, channel))
         if member is not None and first_member:
             self._announce_member(session, channel, member)
-        if is_cache_channel(channel):
+        if cache:
             self._send_cached(session, channel, cached)
         for frame in held:
             session.conn.write(frame)

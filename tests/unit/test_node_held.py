@@ -62,6 +62,10 @@ class GatedCache:
         return await self.inner.get(app_id, channel)
 
 
+def _from_succeeded(events: list[str]) -> list[str]:
+    return events[events.index("pusher_internal:subscription_succeeded") :]
+
+
 async def test_events_during_the_roster_wait_follow_subscription_succeeded() -> None:
     store = GatedPresence()
     h = NodeHarness(presence=store)
@@ -74,8 +78,7 @@ async def test_events_during_the_roster_wait_follow_subscription_succeeded() -> 
     assert "first" not in conn.events()
     store.gate.opened.set()
     await h.node.drain()
-    events = conn.events()
-    assert events[events.index("pusher_internal:subscription_succeeded") :] == [
+    assert _from_succeeded(conn.events()) == [
         "pusher_internal:subscription_succeeded",
         "first",
         "second",
@@ -93,8 +96,7 @@ async def test_events_during_the_cache_wait_follow_the_cache_miss() -> None:
     h.node.publish(Envelope(h.apps[0].id, "cache-news", "live", '"x"'))
     cache.gate.opened.set()
     await h.node.drain()
-    events = conn.events()
-    assert events[events.index("pusher_internal:subscription_succeeded") :] == [
+    assert _from_succeeded(conn.events()) == [
         "pusher_internal:subscription_succeeded",
         "pusher:cache_miss",
         "live",
