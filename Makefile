@@ -26,6 +26,7 @@ $(CBIN)/clarion: pyproject.toml setup.py $(shell find src -name '*.py')
 	$(PYTHON) -m venv $(CVENV)
 	$(CBIN)/pip install --quiet --upgrade pip
 	$(CBIN)/pip install --quiet '.[test]'
+	rm -rf build  # setuptools' build tree would carry a module no longer compiled into the wheel
 	CLARION_COMPILE=1 $(CBIN)/pip install --quiet --no-deps --force-reinstall .
 	touch $(CBIN)/clarion
 

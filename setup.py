@@ -16,9 +16,12 @@ from setuptools import setup
 # Hot-path modules only. Not compiled: configuration and startup (core/apps.py and config.py:
 # config reads App's and ServerSettings' type hints at runtime, which a compiled class no
 # longer carries), the CLI,
-# the supervisor, webhooks and the Redis backends (network-bound).
+# the supervisor, webhooks and the Redis backends (network-bound). Also not compiled, on purpose:
+# eager.py and transport/feed.py, which catch an exception on every connection or request
+# (StopIteration, HttpParserUpgrade). A compiled function that catches one builds a code object
+# and a frame for its traceback entry (mypyc's CPy_AddTraceback, ~6,000 instructions); the
+# interpreter's frame is already there (docs/benchmarks.md, "fourth session").
 COMPILED = [
-    "eager.py",
     "node.py",
     "types.py",
     "backends/memory.py",

@@ -26,6 +26,7 @@ from clarion.eager import run_eagerly
 from clarion.node import Node
 from clarion.protocol import codec
 from clarion.protocol import errors as codes
+from clarion.transport.feed import NOT_UPGRADED, feed_http
 from clarion.transport.http import Request, Response, error_response, percent_decoded
 from clarion.transport.http_api import HttpApi
 
@@ -221,12 +222,12 @@ class ClientProtocol(asyncio.Protocol):
             self._ws_received(data)
             return
         try:
-            self._parser.feed_data(data)
-        except httptools.HttpParserUpgrade as upgrade:
-            offset = upgrade.args[0]
-            self._upgrade(data[offset:])
+            offset = feed_http(self._parser, data)
         except httptools.HttpParserError as error:
             self._http_fail(400, f"Malformed HTTP request: {error}")
+            return
+        if offset != NOT_UPGRADED:
+            self._upgrade(data[offset:])
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closing = True

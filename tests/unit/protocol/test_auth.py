@@ -635,3 +635,27 @@ def test_sdk_trigger_request_matches_the_reference_vector(sdk_client: object) ->
     assert params_of(request.query_string)["auth_signature"] == (
         "606e27cf1803a34bc2214f063d1bb5c2032f9236bc65d9988db85819c0a260ef"
     )
+
+
+# ---- the keyed HMAC each signature copies ------------------------------------------------
+
+
+def test_signatures_with_many_secrets_past_the_cache_bound_match_plain_hmac(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(auth, "_KEYED_MAX", 3)
+    monkeypatch.setattr(auth, "_keyed", {})
+    secrets = [f"secret-{i}" for i in range(7)] + ["", "é-unicode", "x" * 200]  # > block size
+    for round_ in range(2):  # the second round meets cached, evicted and re-keyed secrets
+        for secret in secrets:
+            message = f"{round_}:{secret}"
+            assert auth.sign(secret, message) == independent_hmac(secret, message)
+            body = message.encode() * 3
+            assert auth.webhook_signature(secret, body) == independent_hmac(secret, body)
+    assert 0 < len(auth._keyed) <= 3
+
+
+def test_one_signature_leaves_the_keyed_hmac_it_copied_unchanged() -> None:
+    first = auth.sign(SECRET, "a")
+    auth.sign(SECRET, "b")
+    assert auth.sign(SECRET, "a") == first == independent_hmac(SECRET, "a")
