@@ -47,6 +47,7 @@ from clarion.transport.server import (
     ServerLimits,
     WriteCoalescer,
     encode_text_frame,
+    write_each,
 )
 from clarion.webhooks import DispatcherSettings, WebhookDispatcher
 
@@ -214,6 +215,7 @@ def build_node(
         quota=backends.quota,
         webhooks=webhooks,
         frame=encode_text_frame,
+        write_each=write_each,
         clock=loop.time,
         settings=NodeSettings(
             activity_timeout=server.activity_timeout, pong_timeout=server.pong_timeout

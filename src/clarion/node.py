@@ -41,6 +41,7 @@ from clarion.ports import (
     ClusterChange,
     Connection,
     ConnectionQuota,
+    FanOut,
     PresenceStore,
     UserStore,
     WebhookSink,
@@ -97,6 +98,7 @@ class Node:
         quota: ConnectionQuota,
         webhooks: WebhookSink,
         frame: Callable[[str], bytes],
+        write_each: FanOut,
         clock: Callable[[], float],
         settings: NodeSettings | None = None,
         logger: logging.Logger | None = None,
@@ -117,6 +119,7 @@ class Node:
         self._quota = quota
         self._webhooks = webhooks
         self._frame = frame
+        self._write_each = write_each
         self._clock = clock
         self.settings = settings or NodeSettings()
         self._log = logger or logging.getLogger("clarion.node")
@@ -633,9 +636,8 @@ class Node:
         text = codec.channel_event(envelope.event, channel, envelope.data, envelope.user_id)
         frame = self._frame(text)
         excluded = envelope.exclude_socket_id
-        for socket_id, session in subscribers.items():
-            if socket_id != excluded:
-                session.conn.write(frame)
+        if subscribers:
+            self._write_each(subscribers, frame, excluded)
         if held is not None:
             for socket_id, frames in held.items():
                 if socket_id != excluded:

@@ -21,6 +21,7 @@ from clarion.core.session import Session
 from clarion.node import Node, NodeSettings
 from clarion.ports import CacheStore, PresenceStore
 from clarion.protocol.webhooks import WebhookEvent
+from clarion.transport.server import write_each
 from clarion.types import AppId, AppKey
 
 
@@ -147,6 +148,7 @@ class NodeHarness:
             quota=MemoryConnectionQuota(),
             webhooks=self.webhooks,
             frame=self.frame,
+            write_each=write_each,
             clock=self.clock,
             settings=settings,
         )

@@ -29,6 +29,7 @@ from clarion.protocol import errors as codes
 from clarion.transport.feed import NOT_UPGRADED, feed_http
 from clarion.transport.http import Request, Response, error_response, percent_decoded
 from clarion.transport.http_api import HttpApi
+from clarion.types import SocketId
 
 _APP_PATH = re.compile(r"(?:/[^?]*)?/app/(?P<key>[^/?]+)")
 _LINGER_ZERO = struct.pack("ii", 1, 0)
@@ -125,6 +126,19 @@ class WriteCoalescer:
         dirty, self._dirty = self._dirty, []
         for protocol in dirty:
             protocol.flush()
+
+
+def write_each(sessions: dict[SocketId, Session], frame: bytes, excluded: SocketId | None) -> None:
+    """The node's `FanOut` port: `frame` to every session but `excluded`'s."""
+    for socket_id, session in sessions.items():
+        if socket_id != excluded:
+            conn = session.conn
+            # Narrowed, the compiled build calls ClientProtocol.write directly; through the
+            # `Connection` protocol it looks `write` up by name on every call.
+            if isinstance(conn, ClientProtocol):
+                conn.write(frame)
+            else:  # another Connection: the unit tests' fakes
+                conn.write(frame)
 
 
 class ServerLimits:

@@ -10,6 +10,8 @@ import os
 import pytest
 from wsproto.utilities import generate_accept_token
 
+from clarion.core.session import Session
+from clarion.ports import Connection
 from clarion.transport.http_api import HttpApi
 from clarion.transport.server import (
     ClientProtocol,
@@ -17,9 +19,11 @@ from clarion.transport.server import (
     ServerLimits,
     WriteCoalescer,
     accept_token,
+    write_each,
 )
+from clarion.types import SocketId
 
-from ..fakes import NodeHarness
+from ..fakes import FakeConnection, NodeHarness, make_app
 
 # As tests/integration/it_support.py scales its waits.
 TIMEOUT = 5 * float(os.environ.get("CLARION_TEST_TIMEOUT_SCALE") or "1")
@@ -84,3 +88,45 @@ async def test_wait_empty_again_after_new_sockets_arrive() -> None:
     assert connections.snapshot() == [second]
     connections.discard(second)
     await asyncio.wait_for(again, timeout=TIMEOUT)
+
+
+# ---- write_each: the node's fan-out port ---------------------------------------------------
+
+
+class RecordingTransport:
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.sent.append(data)
+
+    def is_closing(self) -> bool:
+        return False
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+
+@pytest.mark.parametrize("excluded", [None, "1.1", "2.2", "9.9"])
+async def test_write_each_writes_to_every_session_but_the_excluded_one(
+    excluded: str | None,
+) -> None:
+    """Both kinds of connection: the server's own (the compiled build's direct call) and any
+    other `Connection` (here the unit tests' fake)."""
+    protocols = _protocols(2)
+    transports = [RecordingTransport() for _ in protocols]
+    for protocol, transport in zip(protocols, transports, strict=True):
+        protocol.connection_made(transport)  # type: ignore[arg-type]
+    fakes = [FakeConnection(), FakeConnection()]
+    app = make_app()
+    conns: list[Connection] = [protocols[0], fakes[0], protocols[1], fakes[1]]
+    ids = ["1.1", "2.2", "3.3", "4.4"]
+    sessions = {
+        SocketId(socket_id): Session(app, SocketId(socket_id), conn, 0.0)
+        for socket_id, conn in zip(ids, conns, strict=True)
+    }
+    write_each(sessions, b"frame", None if excluded is None else SocketId(excluded))
+    for protocol in protocols:
+        protocol.flush()
+    received = [transports[0].sent, fakes[0].written, transports[1].sent, fakes[1].written]
+    assert received == [[] if i == excluded else [b"frame"] for i in ids]
