@@ -19,8 +19,9 @@ from setuptools import setup
 # the supervisor, webhooks and the Redis backends (network-bound). Also not compiled, on purpose:
 # eager.py and transport/feed.py, which catch an exception on every connection or request
 # (StopIteration, HttpParserUpgrade). A compiled function that catches one builds a code object
-# and a frame for its traceback entry (mypyc's CPy_AddTraceback, ~6,000 instructions); the
-# interpreter's frame is already there (docs/benchmarks.md, "fourth session").
+# and a frame for its traceback entry (mypyc's CPy_AddTraceback: ~11,000 instructions per
+# connection for the upgrade, ~2,000 per eager run); the interpreter's frame is already there
+# (docs/benchmarks.md, "fourth session").
 COMPILED = [
     "node.py",
     "types.py",

@@ -13,7 +13,7 @@ from clarion.core.envelope import Envelope
 from clarion.ports import CachedEvent
 from clarion.types import AppId
 
-from .fakes import FakeClock, NodeHarness, connect, send_subscribe
+from .fakes import FakeClock, FakeConnection, NodeHarness, connect, send_subscribe
 
 TIMEOUT = 5 * float(os.environ.get("CLARION_TEST_TIMEOUT_SCALE") or "1")
 
@@ -66,12 +66,20 @@ def _from_succeeded(events: list[str]) -> list[str]:
     return events[events.index("pusher_internal:subscription_succeeded") :]
 
 
+async def _subscribe_until_held(
+    h: NodeHarness, gate: Gate, channel: str, **extra: Any
+) -> FakeConnection:
+    """A socket's subscribe, run until it waits at `gate` (its frames now held)."""
+    session, conn = connect(h)
+    send_subscribe(h, session, channel, **extra)
+    await asyncio.wait_for(gate.reached.wait(), TIMEOUT)
+    return conn
+
+
 async def test_events_during_the_roster_wait_follow_subscription_succeeded() -> None:
     store = GatedPresence()
     h = NodeHarness(presence=store)
-    session, conn = connect(h)
-    send_subscribe(h, session, "presence-room", user="u1")
-    await asyncio.wait_for(store.gate.reached.wait(), TIMEOUT)
+    conn = await _subscribe_until_held(h, store.gate, "presence-room", user="u1")
     app_id = h.apps[0].id
     h.node.publish(Envelope(app_id, "presence-room", "first", '"1"'))
     h.node.publish(Envelope(app_id, "presence-room", "second", '"2"'))
@@ -90,9 +98,7 @@ async def test_events_during_the_roster_wait_follow_subscription_succeeded() -> 
 async def test_events_during_the_cache_wait_follow_the_cache_miss() -> None:
     cache = GatedCache()
     h = NodeHarness(cache=cache)
-    session, conn = connect(h)
-    send_subscribe(h, session, "cache-news")
-    await asyncio.wait_for(cache.gate.reached.wait(), TIMEOUT)
+    conn = await _subscribe_until_held(h, cache.gate, "cache-news")
     h.node.publish(Envelope(h.apps[0].id, "cache-news", "live", '"x"'))
     cache.gate.opened.set()
     await h.node.drain()

@@ -6,6 +6,8 @@ import asyncio
 import base64
 import logging
 import os
+from collections.abc import Coroutine
+from typing import Any
 
 import pytest
 from wsproto.utilities import generate_accept_token
@@ -56,19 +58,32 @@ async def test_wait_empty_returns_at_once_when_nothing_is_open() -> None:
     await asyncio.wait_for(Connections().wait_empty(), timeout=TIMEOUT)
 
 
+def _suspend(waiting: Coroutine[Any, Any, None]) -> asyncio.Future[Any]:
+    """Run `wait_empty()` by hand up to its await: the future it waits on (its Event's).
+    No loop iterations are needed to know where it stands."""
+    awaited = waiting.send(None)
+    assert isinstance(awaited, asyncio.Future)
+    return awaited
+
+
+def _finish(waiting: Coroutine[Any, Any, None]) -> None:
+    with pytest.raises(StopIteration):
+        waiting.send(None)
+
+
 async def test_wait_empty_waits_for_the_last_socket() -> None:
     connections = Connections()
     first, second = _protocols(2)
     connections.add(first)
     connections.add(second)
     assert len(connections) == 2
-    waiter = asyncio.ensure_future(connections.wait_empty())
-    await asyncio.sleep(0)
+    waiting = connections.wait_empty()
+    awaited = _suspend(waiting)
     connections.discard(first)
-    await asyncio.sleep(0)
-    assert not waiter.done()
+    assert not awaited.done()
     connections.discard(second)
-    await asyncio.wait_for(waiter, timeout=TIMEOUT)
+    assert awaited.done()
+    _finish(waiting)
     assert len(connections) == 0
 
 
@@ -76,18 +91,20 @@ async def test_wait_empty_again_after_new_sockets_arrive() -> None:
     connections = Connections()
     (first,) = _protocols(1)
     connections.add(first)
-    waiter = asyncio.ensure_future(connections.wait_empty())
-    await asyncio.sleep(0)
+    waiting = connections.wait_empty()
+    awaited = _suspend(waiting)
     connections.discard(first)
-    await asyncio.wait_for(waiter, timeout=TIMEOUT)
+    assert awaited.done()
+    _finish(waiting)
     (second,) = _protocols(1)
     connections.add(second)
-    again = asyncio.ensure_future(connections.wait_empty())
-    await asyncio.sleep(0)
-    assert not again.done()
+    again = connections.wait_empty()
+    awaited_again = _suspend(again)
+    assert not awaited_again.done()
     assert connections.snapshot() == [second]
     connections.discard(second)
-    await asyncio.wait_for(again, timeout=TIMEOUT)
+    assert awaited_again.done()
+    _finish(again)
 
 
 # ---- write_each: the node's fan-out port ---------------------------------------------------
