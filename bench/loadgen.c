@@ -375,6 +375,9 @@ static uint16_t *status_of;
 static long max_seq, next_seq;
 static uint32_t *lat_us;
 static size_t lat_n, lat_cap;
+/* --latency-log FILE (fan-out): one "seq subscriber latency_us" line per counted delivery, to
+ * see how a fan-out's latency grows along its subscribers and from one trigger to the next. */
+static FILE *latency_log;
 static uint64_t t_load0, t_warm, t_end;
 static int phase;
 enum { PH_SETUP, PH_WAIT_GO, PH_LOAD, PH_DRAIN, PH_VERIFY, PH_WAIT_QUIT, PH_EXIT };
@@ -758,6 +761,9 @@ static void record_delivery(conn *c, const char *d, size_t avail) {
         if (lat_t) lat_t[lat_n] = (uint32_t)((t - t_load0) / 1000000);
         uint64_t us = (now - t + 500) / 1000;
         lat_us[lat_n++] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+        if (latency_log)
+            fprintf(latency_log, "%llu %u %llu\n", (unsigned long long)seq, c->idx,
+                    (unsigned long long)us);
         if (nsub_ports > 1) { /* and per destination port (several nodes) */
             int k = (int)(c->idx % (uint32_t)nsub_ports);
             lat_push(&lat_port[k], &lat_port_n[k], &lat_port_cap[k], now - t);
@@ -1939,6 +1945,7 @@ static void print_result(double load_cpu1, uint64_t t_done) {
     qsort(lat_us, lat_n, sizeof *lat_us, cmp_u32);
     double window = (double)(t_end - t_warm) / 1e9;
     double wall = (double)(t_done - t_load0) / 1e9;
+    if (latency_log && fflush(latency_log) != 0) die("--latency-log: %s", strerror(errno));
     printf("RESULT {\"mode\":\"%s\",\"subs\":%ld,\"pubs\":%ld,\"depth\":%d,\"target_rate\":%.1f,"
            "\"window_s\":%.3f,\"load_wall_s\":%.3f,",
            cfg.mode == MODE_CLOSED ? "closed" : cfg.mode == MODE_RATE ? "rate" : "none", st.sub_ok,
@@ -2549,6 +2556,7 @@ static void usage(void) {
             "  [--close ws|rst|mixed] [--cycle-timeout SEC] [--verify-timeout SEC]\n"
             "  [--stalled M --stall-at SEC [--stall-wake SEC] [--stall-wait SEC]\n"
             "   [--stall-rcvbuf BYTES] [--stall-mss BYTES] [--flood-bytes B --flood-rate N]]\n"
+            "  [--latency-log FILE] (fan-out: \"seq subscriber latency_us\" per counted delivery)\n"
             "   (fan-out: M subscribers stop reading at SEC; see the Slow consumers comment)\n"
             "client: --rate is client events/s in all; presence: --rate is leave+join ops/s;\n"
             "churn: --subs is unused, --window is the number of cycles in flight.\n");
@@ -2571,7 +2579,7 @@ int main(int argc, char **argv) {
         {"verify-timeout", 1, 0, 1009},
         {"stalled", 1, 0, 1010},  {"stall-at", 1, 0, 1011},     {"stall-wake", 1, 0, 1012},
         {"stall-wait", 1, 0, 1013}, {"stall-rcvbuf", 1, 0, 1014}, {"stall-mss", 1, 0, 1015},
-        {"flood-bytes", 1, 0, 1016}, {"flood-rate", 1, 0, 1017},
+        {"flood-bytes", 1, 0, 1016}, {"flood-rate", 1, 0, 1017}, {"latency-log", 1, 0, 1030},
         {"src-ips", 1, 0, 1018}, {"ports", 1, 0, 1019}, {"pub-port", 1, 0, 1020},
         {"bind-range", 1, 0, 1021},
         {0, 0, 0, 0}};
@@ -2643,6 +2651,10 @@ int main(int argc, char **argv) {
         case 1015: cfg.stall_mss = atoi(optarg); break;
         case 1016: cfg.flood_bytes = atoi(optarg); break;
         case 1017: cfg.flood_rate = atof(optarg); break;
+        case 1030:
+            latency_log = fopen(optarg, "w");
+            if (!latency_log) die("--latency-log %s: %s", optarg, strerror(errno));
+            break;
         case 1018: parse_src_ips(optarg); break;
         case 1019: {
             char *save = NULL, *copy = strdup(optarg);
